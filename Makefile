@@ -1,0 +1,32 @@
+# One-command setup: every target creates or reuses .venv, reinstalling only when the dependency
+# spec (pyproject.toml, constraints.txt) changed; a hash-named stamp file records what is installed.
+PYTHON ?= python3
+VENV := .venv
+SPEC_HASH := $(shell cat pyproject.toml constraints.txt | sha256sum | cut -c1-16)
+STAMP := $(VENV)/.installed-$(SPEC_HASH)
+PY := $(VENV)/bin/python
+
+.PHONY: venv demo test benchmark clean
+
+venv: $(STAMP)
+
+$(STAMP):
+	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --disable-pip-version-check -c constraints.txt -e '.[dev]'
+	@rm -f $(VENV)/.installed-*
+	@touch $(STAMP)
+
+demo: venv
+	$(PY) -m tokenmerge.image.demo
+
+# pytest exits 5 when it collects no tests: fail loudly rather than pass an empty suite.
+test: venv
+	@$(PY) -m pytest; rc=$$?; \
+	if [ $$rc -eq 5 ]; then echo "pytest collected no tests: failing, so an empty suite cannot pass." >&2; exit 1; fi; \
+	exit $$rc
+
+benchmark: venv
+	$(PY) benchmarks/merge_overhead.py
+
+clean:
+	rm -rf $(VENV) results

@@ -1,0 +1,37 @@
+"""tokenmerge.core: modality-agnostic Token Merging operations (imports torch only).
+
+Bolya et al., "Token Merging: Your ViT But Faster", ICLR 2023 (arXiv 2210.09461).
+"""
+
+from .attention import proportional_attention, size_bias
+from .dropping import TokenDropping, random_token_dropping
+from .flops import count_flops, ideal_speedup
+from .matching import Matching, bipartite_soft_matching, max_merge, random_bipartite_matching
+from .merge import TokenReduction, initial_source, merge_source, merge_wavg, unmerge_with_source
+from .schedule import ScheduleSpec, ramp_schedule, resolve_schedule, tokens_per_layer
+from .throughput import ThroughputResult, measure_throughput, write_json
+
+__all__ = [
+    "Matching",
+    "ScheduleSpec",
+    "ThroughputResult",
+    "TokenDropping",
+    "TokenReduction",
+    "bipartite_soft_matching",
+    "count_flops",
+    "ideal_speedup",
+    "initial_source",
+    "max_merge",
+    "measure_throughput",
+    "merge_source",
+    "merge_wavg",
+    "proportional_attention",
+    "ramp_schedule",
+    "random_bipartite_matching",
+    "random_token_dropping",
+    "resolve_schedule",
+    "size_bias",
+    "tokens_per_layer",
+    "unmerge_with_source",
+    "write_json",
+]

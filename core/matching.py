@@ -1,0 +1,183 @@
+"""Bipartite soft matching: the merging step of Token Merging.
+
+Follows Bolya et al., "Token Merging: Your ViT But Faster" (ICLR 2023, arXiv 2210.09461), Sec. 3 and
+Algorithm 1. Tokens are split alternately by absolute position into set A (even) and set B (odd);
+each A token draws an edge to its most similar B token (cosine similarity of the metric); the ``r``
+most similar edges are kept and each chosen A token is merged into its B partner.
+
+The first ``protected`` tokens (class, distillation and register tokens) take no part in the
+matching: they are never merged and nothing is merged into them. They stay at the front of the
+sequence, in order. The merged sequence is laid out as
+``[protected | unmerged A tokens (in position order) | B tokens]``.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+from torch import Tensor
+
+MERGE_MODES = ("mean", "sum", "amax", "amin", "prod")
+
+
+def max_merge(num_tokens: int, protected: int = 0) -> int:
+    """The largest r one matching step can remove: half of the mergeable tokens, rounded down."""
+    return max(num_tokens - protected, 0) // 2
+
+
+def _check_tokens(x: Tensor, num_tokens: int, what: str) -> None:
+    if x.dim() != 3 or x.shape[1] != num_tokens:
+        raise ValueError(
+            f"{what} must have shape [B, {num_tokens}, C] (the token count the matching was computed on); "
+            f"got {tuple(x.shape)}."
+        )
+
+
+@dataclass(frozen=True, eq=False)
+class Matching:
+    """A computed matching; merges or unmerges any per-token tensor aligned with the metric.
+
+    Attributes:
+        num_tokens: N, the token count before merging.
+        protected: how many leading tokens are kept out of the matching.
+        r: how many tokens merging removes (already clamped).
+        unm_idx: [B, N_A - r, 1] indices into set A of the tokens that stay unmerged, ascending.
+        src_idx: [B, r, 1] indices into set A of the tokens merged away.
+        dst_idx: [B, r, 1] indices into set B of the partner of each merged A token.
+    """
+
+    num_tokens: int
+    protected: int
+    r: int
+    unm_idx: Tensor | None = None
+    src_idx: Tensor | None = None
+    dst_idx: Tensor | None = None
+
+    @property
+    def num_merged_tokens(self) -> int:
+        """N - r, the token count after merging."""
+        return self.num_tokens - self.r
+
+    def _split(self, x: Tensor) -> tuple[Tensor, Tensor, Tensor]:
+        """x: [B, N, C] -> (protected [B, p, C], A [B, N_A, C], B [B, N_B, C])."""
+        p = self.protected
+        rest = x[:, p:]
+        a_start = p % 2  # set A holds even absolute positions
+        return x[:, :p], rest[:, a_start::2], rest[:, 1 - a_start :: 2]
+
+    def merge(self, x: Tensor, mode: str = "mean") -> Tensor:
+        """Merge tokens: each merged A token is reduced into its B partner with ``mode``.
+
+        Args:
+            x: [B, N, C] tokens (or sizes [B, N, 1], or a source map [B, N, N_orig]).
+            mode: a ``scatter_reduce`` reduction: "mean", "sum", "amax", "amin" or "prod".
+                "mean" averages without weights; use :func:`merge_wavg` for size-weighted averages.
+
+        Returns:
+            [B, N - r, C]: ``[protected | unmerged A | B]``.
+        """
+        _check_tokens(x, self.num_tokens, "x")
+        if mode not in MERGE_MODES:
+            raise ValueError(f"Unknown merge mode {mode!r}; choose one of {MERGE_MODES}.")
+        if self.r == 0:
+            return x
+        batch, _, channels = x.shape
+        prot, a, b = self._split(x)
+        unm = a.gather(1, self.unm_idx.expand(batch, -1, channels))
+        src = a.gather(1, self.src_idx.expand(batch, -1, channels))
+        dst = b.scatter_reduce(1, self.dst_idx.expand(batch, -1, channels), src, reduce=mode, include_self=True)
+        return torch.cat([prot, unm, dst], dim=1)
+
+    def unmerge(self, x: Tensor) -> Tensor:
+        """Undo the layout of :meth:`merge`: every original token gets the value of the token it went into.
+
+        Args:
+            x: [B, N - r, C] merged tokens.
+
+        Returns:
+            [B, N, C] in the original token order; a merged A token receives its B partner's value.
+        """
+        _check_tokens(x, self.num_merged_tokens, "x")
+        if self.r == 0:
+            return x
+        batch, _, channels = x.shape
+        p = self.protected
+        num_unm = self.unm_idx.shape[1]
+        prot, unm, dst = x[:, :p], x[:, p : p + num_unm], x[:, p + num_unm :]
+        num_a = num_unm + self.r
+        a = x.new_empty(batch, num_a, channels)
+        a.scatter_(1, self.unm_idx.expand(batch, -1, channels), unm)
+        a.scatter_(1, self.src_idx.expand(batch, -1, channels), dst.gather(1, self.dst_idx.expand(batch, -1, channels)))
+        out = x.new_empty(batch, self.num_tokens, channels)
+        out[:, :p] = prot
+        a_start = p % 2
+        out[:, p + a_start :: 2] = a
+        out[:, p + 1 - a_start :: 2] = dst
+        return out
+
+
+def _select_edges(scores: Tensor, r: int, num_tokens: int, protected: int) -> Matching:
+    """Keep the r best A->B edges. scores: [B, N_A, N_B] edge weights (higher merges first)."""
+    node_max, node_idx = scores.max(dim=-1)  # [B, N_A]: each A token's best B partner
+    edge_idx = node_max.argsort(dim=-1, descending=True)[..., None]  # [B, N_A, 1]
+    src_idx = edge_idx[:, :r]
+    unm_idx = edge_idx[:, r:].sort(dim=1).values
+    dst_idx = node_idx[..., None].gather(1, src_idx)
+    return Matching(num_tokens, protected, r, unm_idx, src_idx, dst_idx)
+
+
+def _clamp_r(num_tokens: int, r: int, protected: int) -> int:
+    if protected < 0:
+        raise ValueError(f"protected must be >= 0, got {protected}.")
+    if protected > num_tokens:
+        raise ValueError(f"protected={protected} is larger than the number of tokens ({num_tokens}).")
+    return min(max(int(r), 0), max_merge(num_tokens, protected))
+
+
+def bipartite_soft_matching(metric: Tensor, r: int, *, protected: int = 0) -> Matching:
+    """Match tokens by bipartite soft matching (ToMe, Algorithm 1).
+
+    Args:
+        metric: [B, N, C] per-token features to compare (ToMe uses the attention keys averaged over heads).
+        r: tokens to remove. Clamped to ``(N - protected) // 2`` (at most half the mergeable tokens can
+            merge in one step); r <= 0 gives the identity.
+        protected: number of leading tokens (class, distillation, register tokens) that never merge.
+
+    Returns:
+        A :class:`Matching` whose ``merge`` maps [B, N, C] -> [B, N - r, C].
+    """
+    if metric.dim() != 3:
+        raise ValueError(f"metric must have shape [B, N, C]; got {tuple(metric.shape)}.")
+    num_tokens = metric.shape[1]
+    r = _clamp_r(num_tokens, r, protected)
+    if r == 0:
+        return Matching(num_tokens, protected, 0)
+    with torch.no_grad():
+        metric = metric / metric.norm(dim=-1, keepdim=True).clamp_min(torch.finfo(metric.dtype).tiny)
+        _, a, b = Matching(num_tokens, protected, r)._split(metric)
+        scores = a @ b.transpose(-1, -2)
+        return _select_edges(scores, r, num_tokens, protected)
+
+
+def random_bipartite_matching(
+    metric: Tensor, r: int, *, protected: int = 0, generator: torch.Generator | None = None
+) -> Matching:
+    """Ablation baseline: the same A/B split and merge, but edges are chosen at random, not by similarity.
+
+    Args:
+        metric: [B, N, C]; only its shape, dtype and device are used.
+        r, protected: as in :func:`bipartite_soft_matching`.
+        generator: optional ``torch.Generator`` (on the metric's device) for reproducible draws.
+    """
+    if metric.dim() != 3:
+        raise ValueError(f"metric must have shape [B, N, C]; got {tuple(metric.shape)}.")
+    batch, num_tokens, _ = metric.shape
+    r = _clamp_r(num_tokens, r, protected)
+    if r == 0:
+        return Matching(num_tokens, protected, 0)
+    rest = num_tokens - protected
+    num_a = (rest - protected % 2 + 1) // 2  # set A: even absolute positions after the protected ones
+    num_b = rest - num_a
+    scores = torch.rand(batch, num_a, num_b, generator=generator, device=metric.device)
+    return _select_edges(scores, r, num_tokens, protected)

@@ -1,0 +1,81 @@
+"""Size-weighted merging, source tracking and unmerging (ToMe, Sec. 3 "Tracking token size").
+
+Every token carries its size s (how many input patches it stands for). Merging takes the
+size-weighted average of the features and sums the sizes, so sizes always add up to the original N.
+The optional source map records which input patches each token holds, for visualization and for
+restoring a full-length output (dense tasks).
+"""
+
+from __future__ import annotations
+
+from typing import Protocol
+
+import torch
+from torch import Tensor
+
+
+class TokenReduction(Protocol):
+    """What merging needs from a matching: :class:`Matching` and :class:`TokenDropping` both fit."""
+
+    num_tokens: int
+    r: int
+
+    def merge(self, x: Tensor, mode: str = "mean") -> Tensor: ...
+
+    def unmerge(self, x: Tensor) -> Tensor: ...
+
+
+def merge_wavg(reduction: TokenReduction, x: Tensor, size: Tensor | None = None) -> tuple[Tensor, Tensor]:
+    """Size-weighted average merge.
+
+    Args:
+        reduction: the matching to apply.
+        x: [B, N, C] token features.
+        size: [B, N, 1] token sizes; None means every token has size 1.
+
+    Returns:
+        (x [B, N - r, C], size [B, N - r, 1]): merged features and summed sizes.
+    """
+    if size is None:
+        size = x.new_ones(x.shape[0], x.shape[1], 1)
+    if size.shape != (*x.shape[:2], 1):
+        raise ValueError(f"size must have shape {(*x.shape[:2], 1)} to match x {tuple(x.shape)}; got {tuple(size.shape)}.")
+    summed = reduction.merge(x * size, mode="sum")
+    size = reduction.merge(size, mode="sum")
+    return summed / size, size
+
+
+def initial_source(num_tokens: int, batch: int, *, device=None, dtype=torch.float32) -> Tensor:
+    """The identity source map: [B, N, N], token i holds input patch i."""
+    return torch.eye(num_tokens, device=device, dtype=dtype).expand(batch, -1, -1)
+
+
+def merge_source(reduction: TokenReduction, x: Tensor, source: Tensor | None = None) -> Tensor:
+    """Track which input tokens each merged token holds.
+
+    Args:
+        reduction: the matching to apply.
+        x: [B, N, C] the tokens being merged (for the batch size, N, device and dtype of a new map).
+        source: [B, N, N_orig] 0/1 map from the previous layers; None starts from the identity.
+
+    Returns:
+        [B, N - r, N_orig] 0/1 map.
+    """
+    if source is None:
+        source = initial_source(x.shape[1], x.shape[0], device=x.device, dtype=x.dtype)
+    return reduction.merge(source, mode="amax")
+
+
+def unmerge_with_source(x: Tensor, source: Tensor) -> Tensor:
+    """Restore a full-length sequence: each input position gets the features of the token holding it.
+
+    Args:
+        x: [B, N_now, C] merged tokens.
+        source: [B, N_now, N_orig] 0/1 source map.
+
+    Returns:
+        [B, N_orig, C]. Positions held by no token (dropped by pruning) are zero.
+    """
+    if source.shape[:2] != x.shape[:2]:
+        raise ValueError(f"source {tuple(source.shape)} does not match x {tuple(x.shape)} in batch and token count.")
+    return source.transpose(1, 2).to(x.dtype) @ x

@@ -1,0 +1,96 @@
+"""Per-layer merge schedules (ToMe, Sec. 4.1 and Appendix: constant r, and the (r, inflection) ramp).
+
+A schedule spec is one of:
+  * ``int`` r: remove r tokens in every layer (the paper's constant schedule);
+  * ``list`` of ints, one per layer;
+  * ``tuple`` ``(r, inflection)``: a linear ramp with mean r over the layers; inflection in [-1, 1],
+    -1 is the paper's decreasing schedule (2r down to 0), 0 is constant, +1 is increasing (0 up to 2r);
+  * ``float`` ratio in [0, 0.5]: each layer removes ``floor(ratio * mergeable tokens)`` of the tokens it receives.
+
+:func:`resolve_schedule` turns a spec into the r each layer actually removes, clamped to what
+bipartite matching can remove at that layer's token count.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from typing import Union
+
+from .matching import max_merge
+
+ScheduleSpec = Union[int, float, Sequence[int], tuple[float, float]]
+
+
+def _check_r(r, what: str) -> None:
+    if isinstance(r, bool) or not isinstance(r, int):
+        raise TypeError(f"{what} must be an int (tokens to remove per layer); got {r!r}.")
+    if r < 0:
+        raise ValueError(f"{what} must be >= 0 (tokens to remove); got {r}.")
+
+
+def ramp_schedule(r: float, inflection: float, num_layers: int) -> list[int]:
+    """The paper's linear schedule: mean r, slope set by inflection in [-1, 1] (-1: 2r..0, +1: 0..2r)."""
+    if r < 0:
+        raise ValueError(f"r must be >= 0; got {r}.")
+    if not -1.0 <= inflection <= 1.0:
+        raise ValueError(f"inflection must lie in [-1, 1] (-1 decreasing, 0 constant, 1 increasing); got {inflection}.")
+    start = r * (1.0 - inflection)
+    stop = 2 * r - start
+    if num_layers == 1:
+        return [int(r)]
+    step = (stop - start) / (num_layers - 1)
+    return [int(start + step * i + 1e-9) for i in range(num_layers)]
+
+
+def resolve_schedule(spec: ScheduleSpec, num_layers: int, num_tokens: int, protected: int = 0) -> list[int]:
+    """The number of tokens each layer removes.
+
+    Args:
+        spec: a schedule spec (see the module docstring).
+        num_layers: transformer blocks that merge.
+        num_tokens: N, tokens entering the first block (protected tokens included).
+        protected: leading tokens that never merge.
+
+    Returns:
+        One int per layer, each clamped to half of the mergeable tokens at that layer.
+    """
+    if num_layers < 1:
+        raise ValueError(f"num_layers must be >= 1; got {num_layers}.")
+    ratio = None
+    if isinstance(spec, float):
+        if not 0.0 <= spec <= 0.5:
+            raise ValueError(
+                f"A float schedule is a ratio of tokens merged per layer and must lie in [0, 0.5]; got {spec}. "
+                "Pass an int to remove a fixed number of tokens per layer."
+            )
+        ratio, wanted = spec, [0] * num_layers
+    elif isinstance(spec, tuple):
+        if len(spec) != 2:
+            raise ValueError(f"A tuple schedule is (r, inflection); got {spec!r}. Use a list for per-layer values.")
+        wanted = ramp_schedule(spec[0], float(spec[1]), num_layers)
+    elif isinstance(spec, Sequence) and not isinstance(spec, str):
+        if len(spec) != num_layers:
+            raise ValueError(f"A per-layer schedule needs one r per layer ({num_layers}); got {len(spec)} values.")
+        wanted = list(spec)
+        for i, r in enumerate(wanted):
+            _check_r(r, f"r of layer {i}")
+    else:
+        _check_r(spec, "r")
+        wanted = [spec] * num_layers
+    resolved, n = [], num_tokens
+    for r in wanted:
+        if ratio is not None:
+            r = math.floor(ratio * (n - protected))
+        r = min(r, max_merge(n, protected))
+        resolved.append(r)
+        n -= r
+    return resolved
+
+
+def tokens_per_layer(schedule: Sequence[int], num_tokens: int) -> list[int]:
+    """Token count entering each layer and leaving the last: len(schedule) + 1 values."""
+    counts = [num_tokens]
+    for r in schedule:
+        counts.append(counts[-1] - r)
+    return counts

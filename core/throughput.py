@@ -1,0 +1,107 @@
+"""Throughput measurement: warm-up discarded, CUDA synchronized, median of repeats, results as JSON.
+
+Follows the measurement protocol of the ToMe paper (throughput in samples/s at a fixed batch size) and
+this project's notes on noisy shared machines: report the median of several timed repeats.
+"""
+
+from __future__ import annotations
+
+import json
+import platform
+import statistics
+import time
+from collections.abc import Callable, Iterable
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import torch
+
+
+@dataclass
+class ThroughputResult:
+    """One throughput measurement. ``samples_per_s`` is the median over ``repeats`` timed runs."""
+
+    samples_per_s: float
+    seconds_per_batch: list[float]
+    batch_size: int
+    device: str
+    dtype: str
+    threads: int
+    warmup: int
+    repeats: int
+    extra: dict = field(default_factory=dict)
+
+    def to_dict(self) -> dict:
+        """A flat JSON-ready dict; ``extra`` (e.g. model name, r) is merged in."""
+        out = asdict(self)
+        out.update(out.pop("extra"))
+        return out
+
+
+def device_name(device: torch.device | str) -> str:
+    """A readable device name: the GPU model on CUDA, the processor on CPU."""
+    device = torch.device(device)
+    if device.type == "cuda":
+        return torch.cuda.get_device_name(device)
+    return platform.processor() or platform.machine()
+
+
+def _sync(device: torch.device) -> None:
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+
+
+def measure_throughput(
+    fn: Callable[[], object],
+    *,
+    batch_size: int,
+    device: torch.device | str = "cpu",
+    dtype: torch.dtype = torch.float32,
+    warmup: int = 3,
+    repeats: int = 10,
+    **extra,
+) -> ThroughputResult:
+    """Time ``fn()`` (one batch) ``repeats`` times after ``warmup`` untimed calls.
+
+    Args:
+        fn: runs one batch; it is called without arguments under ``torch.inference_mode``.
+        batch_size: samples per call, to turn seconds into samples/s.
+        device: where ``fn`` runs (CUDA is synchronized around each timed call).
+        dtype: recorded in the result.
+        warmup, repeats: untimed and timed calls.
+        **extra: recorded as is (model name, r, schedule, ...).
+    """
+    if repeats < 1:
+        raise ValueError(f"repeats must be >= 1; got {repeats}.")
+    device = torch.device(device)
+    times = []
+    with torch.inference_mode():
+        for i in range(warmup + repeats):
+            _sync(device)
+            start = time.perf_counter()
+            fn()
+            _sync(device)
+            if i >= warmup:
+                times.append(time.perf_counter() - start)
+    median = statistics.median(times)
+    return ThroughputResult(
+        samples_per_s=batch_size / median,
+        seconds_per_batch=times,
+        batch_size=batch_size,
+        device=device_name(device),
+        dtype=str(dtype).removeprefix("torch."),
+        threads=torch.get_num_threads(),
+        warmup=warmup,
+        repeats=repeats,
+        extra=extra,
+    )
+
+
+def write_json(results: Iterable[ThroughputResult | dict], path: str | Path, **metadata) -> Path:
+    """Write results (and metadata such as the command or torch version) to a JSON file; returns the path."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    rows = [r.to_dict() if isinstance(r, ThroughputResult) else r for r in results]
+    payload = {"torch": torch.__version__, **metadata, "results": rows}
+    path.write_text(json.dumps(payload, indent=2) + "\n")
+    return path
