@@ -4,14 +4,22 @@ Bolya et al., "Token Merging: Your ViT But Faster", ICLR 2023 (arXiv 2210.09461)
 """
 
 from .attention import proportional_attention, size_bias
+from .block import attention_with_metric, check_block, merging_block_forward
 from .dropping import TokenDropping, random_token_dropping
 from .flops import count_flops, ideal_speedup
 from .matching import Matching, bipartite_soft_matching, max_merge, random_bipartite_matching
 from .merge import TokenReduction, initial_source, merge_source, merge_wavg, unmerge_with_source
+from .state import REDUCTIONS, TokenState, get_reduction
 from .schedule import ScheduleSpec, ramp_schedule, resolve_schedule, tokens_per_layer
 from .throughput import ThroughputResult, measure_throughput, write_json
 
 __all__ = [
+    "REDUCTIONS",
+    "TokenState",
+    "attention_with_metric",
+    "check_block",
+    "get_reduction",
+    "merging_block_forward",
     "Matching",
     "ScheduleSpec",
     "ThroughputResult",

@@ -1,0 +1,94 @@
+"""Micro-benchmark: cost of ToMe's match + merge per block, against the block itself and random dropping.
+
+For each scale (ViT-B: N=197, C=768; video: N=1568, C=768) it times, in interleaved rounds on one thread
+(median over rounds, as these shared machines are noisy):
+  * block:    one timm ViT block (attention + MLP, fused attention) on [B, N, C];
+  * tome:     bipartite soft matching on the head-averaged keys [B, N, C/H] + size-weighted merge of [B, N, C];
+  * dropping: random token dropping of the same r (the cheapest possible reduction).
+Prints a table and writes JSON (default results/merge_overhead.json).
+
+    python benchmarks/merge_overhead.py [--rounds 15] [--threads 1] [--out results/merge_overhead.json]
+"""
+
+from __future__ import annotations
+
+import argparse
+import statistics
+import time
+
+import torch
+from timm.models.vision_transformer import Block
+
+from tokenmerge.core import bipartite_soft_matching, merge_wavg, random_token_dropping, write_json
+
+SCALES = [  # name, tokens, channels, heads, batch, r
+    ("ViT-B image", 197, 768, 12, 8, 16),
+    ("ViT-B video", 1568, 768, 12, 1, 64),
+]
+
+
+def _time(fn, repeats: int) -> float:
+    start = time.perf_counter()
+    for _ in range(repeats):
+        fn()
+    return (time.perf_counter() - start) / repeats
+
+
+def bench_scale(name, tokens, channels, heads, batch, r, rounds, inner):
+    """Median seconds per call of block, ToMe step and dropping step at one scale."""
+    block = Block(channels, heads).eval()
+    x = torch.randn(batch, tokens, channels)
+    metric = torch.randn(batch, tokens, channels // heads)
+    size = torch.ones(batch, tokens, 1)
+    cases = {
+        "block": lambda: block(x),
+        "tome": lambda: merge_wavg(bipartite_soft_matching(metric, r, protected=1), x, size),
+        "dropping": lambda: merge_wavg(random_token_dropping(metric, r, protected=1), x, size),
+    }
+    times = {k: [] for k in cases}
+    with torch.inference_mode():
+        for fn in cases.values():
+            fn()  # warm-up
+        for _ in range(rounds):
+            for key, fn in cases.items():
+                times[key].append(_time(fn, inner))
+    med = {k: statistics.median(v) for k, v in times.items()}
+    return {
+        "scale": name,
+        "tokens": tokens,
+        "channels": channels,
+        "batch": batch,
+        "r": r,
+        "block_ms": med["block"] * 1e3,
+        "tome_ms": med["tome"] * 1e3,
+        "dropping_ms": med["dropping"] * 1e3,
+        "tome_vs_block_pct": 100 * med["tome"] / med["block"],
+        "dropping_vs_block_pct": 100 * med["dropping"] / med["block"],
+        "rounds": rounds,
+    }
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--rounds", type=int, default=15)
+    parser.add_argument("--inner", type=int, default=3, help="calls per timed sample")
+    parser.add_argument("--threads", type=int, default=1)
+    parser.add_argument("--out", default="results/merge_overhead.json")
+    args = parser.parse_args()
+    torch.manual_seed(0)
+    torch.set_num_threads(args.threads)
+    rows = [bench_scale(*scale, rounds=args.rounds, inner=args.inner) for scale in SCALES]
+    header = f"{'scale':<12} {'N':>5} {'B':>3} {'r':>4} {'block ms':>9} {'ToMe ms':>8} {'ToMe/block':>10} {'drop ms':>8} {'drop/block':>10}"
+    print(header)
+    for row in rows:
+        print(
+            f"{row['scale']:<12} {row['tokens']:>5} {row['batch']:>3} {row['r']:>4} {row['block_ms']:>9.2f} "
+            f"{row['tome_ms']:>8.3f} {row['tome_vs_block_pct']:>9.1f}% {row['dropping_ms']:>8.3f} "
+            f"{row['dropping_vs_block_pct']:>9.1f}%"
+        )
+    path = write_json(rows, args.out, benchmark="merge_overhead", threads=args.threads, device="cpu")
+    print(f"wrote {path}")
+
+
+if __name__ == "__main__":
+    main()

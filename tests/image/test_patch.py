@@ -1,0 +1,154 @@
+"""The timm ViT adapter on tiny random-weight models of each supported family."""
+
+import pickle
+
+import pytest
+import torch
+from timm.models.deit import VisionTransformerDistilled
+from timm.models.vision_transformer import VisionTransformer
+
+from tokenmerge.core import unmerge_with_source
+from tokenmerge.image import apply_patch, merged_source
+
+TINY = dict(img_size=32, patch_size=4, embed_dim=32, depth=3, num_heads=2, num_classes=7)
+FAMILIES = {
+    "class_token": lambda: VisionTransformer(**TINY),
+    "avg_pool": lambda: VisionTransformer(**TINY, class_token=False, global_pool="avg"),
+    "distilled": lambda: VisionTransformerDistilled(**TINY),
+    "registers": lambda: VisionTransformer(**TINY, reg_tokens=4),
+    "layerscale_qknorm": lambda: VisionTransformer(**TINY, init_values=0.5, qk_norm=True),
+    "registers_avg_layerscale": lambda: VisionTransformer(
+        **TINY, class_token=False, reg_tokens=2, global_pool="avg", init_values=0.3
+    ),
+}
+
+
+def _model(name):
+    torch.manual_seed(0)
+    return FAMILIES[name]().eval()
+
+
+def _images(batch=3):
+    return torch.randn(batch, 3, 32, 32, generator=torch.Generator().manual_seed(1))
+
+
+@pytest.mark.parametrize("name", FAMILIES)
+def test_r0_equals_unpatched_and_remove_restores(name):
+    model, x = _model(name), _images()
+    expected = model(x)
+    handle = apply_patch(model, r=0)
+    torch.testing.assert_close(model(x), expected, rtol=1e-5, atol=1e-6)
+    handle.config.r = 6
+    assert not torch.allclose(model(x), expected)
+    handle.remove()
+    assert torch.equal(model(x), expected)
+    assert "forward" not in model.__dict__ and "forward_features" not in model.__dict__
+
+
+@pytest.mark.parametrize("name", FAMILIES)
+def test_token_count_per_layer_and_sizes(name):
+    model, x = _model(name), _images()
+    handle = apply_patch(model, r=10)
+    seen = []
+    hooks = [b.mlp.register_forward_pre_hook(lambda m, args: seen.append(args[0].shape[1])) for b in model.blocks]
+    tokens, state = handle.forward_tokens(x)
+    for h in hooks:
+        h.remove()
+    n = 64 + model.num_prefix_tokens
+    expected = handle.tokens_per_layer(n)
+    assert seen == expected[1:] and tokens.shape[1] == expected[-1]
+    assert all(a - b == min(10, (a - model.num_prefix_tokens) // 2) for a, b in zip(expected, expected[1:]))
+    torch.testing.assert_close(state.size.sum(1), torch.full((3, 1), float(n)))
+    assert torch.equal(state.size[:, : model.num_prefix_tokens], torch.ones(3, model.num_prefix_tokens, 1))
+
+
+def test_avg_pool_is_size_weighted():
+    model, x = _model("avg_pool"), _images()
+    handle = apply_patch(model, r=8)
+    tokens, state = handle.forward_tokens(x, trace_source=True)
+    full = unmerge_with_source(tokens, state.source)  # every input patch gets its token's features
+    expected = model.head(model.fc_norm(full.mean(1)))
+    torch.testing.assert_close(model(x), expected, rtol=1e-5, atol=1e-5)
+
+
+def test_apply_twice_keeps_class_state_dict_and_pickles():
+    model, x = _model("class_token"), _images()
+    keys = list(model.state_dict())
+    first = apply_patch(model, r=4)
+    second = apply_patch(model, r=8)
+    assert not first.active and second.active and type(model) is VisionTransformer
+    assert list(model.state_dict()) == keys
+    out = model(x)
+    first.remove()  # stale handle: no effect
+    assert torch.equal(model(x), out)
+    clone = pickle.loads(pickle.dumps(model))
+    torch.testing.assert_close(clone(x), out)
+    second.remove()
+    assert "forward" not in model.__dict__
+
+
+def test_schedule_can_change_between_forwards():
+    model, x = _model("class_token"), _images()
+    handle = apply_patch(model, r=0)
+    outs = []
+    for spec in (0, 4, [8, 0, 2], (4, -1.0), 0.25):
+        handle.config.r = spec
+        tokens, _ = handle.forward_tokens(x)
+        outs.append(tokens.shape[1])
+    assert outs == [65, 65 - 12, 65 - 10, 65 - 8 - 4 - 0, handle.tokens_per_layer(65)[-1]]
+
+
+def test_proportional_attention_and_methods_change_output():
+    model, x = _model("class_token"), _images()
+    handle = apply_patch(model, r=8)
+    with_prop = model(x)
+    handle.config.prop_attn = False
+    assert not torch.allclose(model(x), with_prop)
+    handle.config.prop_attn = True
+    for method in ("random_merge", "random_drop"):
+        handle.config.method = method
+        assert model(x).shape == with_prop.shape
+
+
+def test_train_mode_gradients_and_inference_mode():
+    model, x = _model("layerscale_qknorm"), _images()
+    apply_patch(model, r=8)
+    model.train()
+    model(x).sum().backward()
+    assert all(p.grad is not None for p in model.parameters() if p.requires_grad)
+    model.eval()
+    with torch.inference_mode():
+        assert model(x).shape == (3, 7)
+
+
+@pytest.mark.parametrize("dtype", [torch.bfloat16, torch.float16])
+def test_low_precision(dtype):
+    model, x = _model("registers"), _images()
+    expected = model(x)
+    model = model.to(dtype)
+    apply_patch(model, r=4)
+    with torch.inference_mode():
+        out = model(x.to(dtype))
+    assert out.dtype == dtype and torch.isfinite(out).all()
+    torch.testing.assert_close(out.float(), expected, atol=0.15, rtol=0.1)
+
+
+def test_source_map_partitions_the_input():
+    model, x = _model("registers"), _images(2)
+    handle = apply_patch(model, r=10)
+    source = merged_source(handle, x)
+    assert source.shape[2] == 64 + 5 and torch.equal(source.sum(1), torch.ones(2, 69))
+    assert handle.config.trace_source is False
+
+
+def test_unsupported_models_get_clear_errors():
+    from timm.models.swin_transformer import SwinTransformer
+
+    swin = SwinTransformer(img_size=32, patch_size=4, window_size=4, embed_dim=16, depths=(1,), num_heads=(1,))
+    with pytest.raises(TypeError, match="SwinTransformer lacks"):
+        apply_patch(swin, r=4)
+    map_vit = VisionTransformer(**TINY, class_token=False, global_pool="map")
+    with pytest.raises(TypeError, match="attention-pooling"):
+        apply_patch(map_vit, r=4)
+    with pytest.raises(ValueError, match="Unknown method"):
+        apply_patch(_model("class_token"), r=4, method="kmeans")
