@@ -7,19 +7,18 @@ For each scale (ViT-B: N=197, C=768; video: N=1568, C=768) it times, in interlea
   * dropping: random token dropping of the same r (the cheapest possible reduction).
 Prints a table and writes JSON (default results/merge_overhead.json).
 
-    python benchmarks/merge_overhead.py [--rounds 15] [--threads 1] [--out results/merge_overhead.json]
+    python benchmarks/merge_overhead.py [--rounds 25] [--threads 1] [--out results/merge_overhead.json]
 """
 
 from __future__ import annotations
 
 import argparse
 import statistics
-import time
 
 import torch
 from timm.models.vision_transformer import Block
 
-from tokenmerge.core import bipartite_soft_matching, merge_wavg, random_token_dropping, write_json
+from tokenmerge.core import bipartite_soft_matching, measure_interleaved, merge_wavg, random_token_dropping, write_json
 
 SCALES = [  # name, tokens, channels, heads, batch, r
     ("ViT-B image", 197, 768, 12, 8, 16),
@@ -27,14 +26,7 @@ SCALES = [  # name, tokens, channels, heads, batch, r
 ]
 
 
-def _time(fn, repeats: int) -> float:
-    start = time.perf_counter()
-    for _ in range(repeats):
-        fn()
-    return (time.perf_counter() - start) / repeats
-
-
-def bench_scale(name, tokens, channels, heads, batch, r, rounds, inner):
+def bench_scale(name, tokens, channels, heads, batch, r, rounds):
     """Median seconds per call of block, ToMe step and dropping step at one scale."""
     block = Block(channels, heads).eval()
     x = torch.randn(batch, tokens, channels)
@@ -45,14 +37,8 @@ def bench_scale(name, tokens, channels, heads, batch, r, rounds, inner):
         "tome": lambda: merge_wavg(bipartite_soft_matching(metric, r, protected=1), x, size),
         "dropping": lambda: merge_wavg(random_token_dropping(metric, r, protected=1), x, size),
     }
-    times = {k: [] for k in cases}
-    with torch.inference_mode():
-        for fn in cases.values():
-            fn()  # warm-up
-        for _ in range(rounds):
-            for key, fn in cases.items():
-                times[key].append(_time(fn, inner))
-    med = {k: statistics.median(v) for k, v in times.items()}
+    timed = measure_interleaved(cases, batch_size=batch, rounds=rounds)
+    med = {k: statistics.median(v.seconds_per_batch) for k, v in timed.items()}
     return {
         "scale": name,
         "tokens": tokens,
@@ -70,14 +56,13 @@ def bench_scale(name, tokens, channels, heads, batch, r, rounds, inner):
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--rounds", type=int, default=15)
-    parser.add_argument("--inner", type=int, default=3, help="calls per timed sample")
+    parser.add_argument("--rounds", type=int, default=25)
     parser.add_argument("--threads", type=int, default=1)
     parser.add_argument("--out", default="results/merge_overhead.json")
     args = parser.parse_args()
     torch.manual_seed(0)
     torch.set_num_threads(args.threads)
-    rows = [bench_scale(*scale, rounds=args.rounds, inner=args.inner) for scale in SCALES]
+    rows = [bench_scale(*scale, rounds=args.rounds) for scale in SCALES]
     header = f"{'scale':<12} {'N':>5} {'B':>3} {'r':>4} {'block ms':>9} {'ToMe ms':>8} {'ToMe/block':>10} {'drop ms':>8} {'drop/block':>10}"
     print(header)
     for row in rows:

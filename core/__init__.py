@@ -8,15 +8,20 @@ from .block import attention_with_metric, check_block, merging_block_forward
 from .dropping import TokenDropping, random_token_dropping
 from .flops import count_flops, ideal_speedup
 from .matching import Matching, bipartite_soft_matching, max_merge, random_bipartite_matching
+from .metrics import agreement, classification_metrics, kl_divergence, topk_accuracy
 from .merge import TokenReduction, initial_source, merge_source, merge_wavg, unmerge_with_source
 from .state import REDUCTIONS, TokenState, get_reduction
-from .schedule import ScheduleSpec, ramp_schedule, resolve_schedule, tokens_per_layer
-from .throughput import ThroughputResult, measure_throughput, write_json
+from .schedule import ScheduleSpec, ramp_schedule, resolve_schedule, schedule_spec, tokens_per_layer
+from .throughput import ThroughputResult, measure_interleaved, measure_throughput, write_json
 
 __all__ = [
     "REDUCTIONS",
     "TokenState",
+    "agreement",
     "attention_with_metric",
+    "classification_metrics",
+    "kl_divergence",
+    "topk_accuracy",
     "check_block",
     "get_reduction",
     "merging_block_forward",
@@ -30,6 +35,7 @@ __all__ = [
     "ideal_speedup",
     "initial_source",
     "max_merge",
+    "measure_interleaved",
     "measure_throughput",
     "merge_source",
     "merge_wavg",
@@ -38,6 +44,7 @@ __all__ = [
     "random_bipartite_matching",
     "random_token_dropping",
     "resolve_schedule",
+    "schedule_spec",
     "size_bias",
     "tokens_per_layer",
     "unmerge_with_source",

@@ -88,6 +88,27 @@ def resolve_schedule(spec: ScheduleSpec, num_layers: int, num_tokens: int, prote
     return resolved
 
 
+def schedule_spec(r: int | Sequence[int] = 0, inflection: float | None = None, ratio: float | None = None) -> ScheduleSpec:
+    """Build a schedule spec from flat config fields (as in the shared ``tome`` config group).
+
+    Args:
+        r: tokens per layer, or a per-layer list.
+        inflection: if set, the (r, inflection) ramp.
+        ratio: if set, a ratio schedule (r and inflection must then be left at their defaults).
+    """
+    if ratio is not None:
+        if r or inflection is not None:
+            raise ValueError("Set either tome.ratio or tome.r (with an optional tome.inflection), not both.")
+        return float(ratio)
+    if isinstance(r, Sequence) and not isinstance(r, str):
+        if inflection is not None:
+            raise ValueError("tome.inflection applies to a single r, not to a per-layer list.")
+        return [int(v) for v in r]
+    if inflection is not None:
+        return (r, float(inflection))
+    return r
+
+
 def tokens_per_layer(schedule: Sequence[int], num_tokens: int) -> list[int]:
     """Token count entering each layer and leaving the last: len(schedule) + 1 values."""
     counts = [num_tokens]

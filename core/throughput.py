@@ -97,6 +97,55 @@ def measure_throughput(
     )
 
 
+def measure_interleaved(
+    fns: dict[str, Callable[[], object]],
+    *,
+    batch_size: int,
+    device: torch.device | str = "cpu",
+    dtype: torch.dtype = torch.float32,
+    warmup: int = 2,
+    rounds: int = 7,
+    **extra,
+) -> dict[str, ThroughputResult]:
+    """Time several variants in interleaved rounds (A, B, C, A, B, C, ...), so drifting machine load hits
+    all alike; each variant's throughput is the median of its rounds.
+
+    Args:
+        fns: name -> callable running one batch.
+        batch_size, device, dtype, warmup, **extra: as in :func:`measure_throughput`; warm-up calls per variant.
+        rounds: timed calls per variant.
+    """
+    if rounds < 1:
+        raise ValueError(f"rounds must be >= 1; got {rounds}.")
+    device = torch.device(device)
+    times: dict[str, list[float]] = {name: [] for name in fns}
+    with torch.inference_mode():
+        for fn in fns.values():
+            for _ in range(warmup):
+                fn()
+        for _ in range(rounds):
+            for name, fn in fns.items():
+                _sync(device)
+                start = time.perf_counter()
+                fn()
+                _sync(device)
+                times[name].append(time.perf_counter() - start)
+    return {
+        name: ThroughputResult(
+            samples_per_s=batch_size / statistics.median(t),
+            seconds_per_batch=t,
+            batch_size=batch_size,
+            device=device_name(device),
+            dtype=str(dtype).removeprefix("torch."),
+            threads=torch.get_num_threads(),
+            warmup=warmup,
+            repeats=rounds,
+            extra={"variant": name, **extra},
+        )
+        for name, t in times.items()
+    }
+
+
 def write_json(results: Iterable[ThroughputResult | dict], path: str | Path, **metadata) -> Path:
     """Write results (and metadata such as the command or torch version) to a JSON file; returns the path."""
     path = Path(path)

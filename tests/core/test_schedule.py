@@ -47,3 +47,14 @@ def test_ratio_merges_a_fraction_of_current_tokens():
 def test_invalid_specs_raise(bad):
     with pytest.raises((ValueError, TypeError)):
         resolve_schedule(bad, 4, 50)
+
+
+def test_schedule_spec_from_config_fields():
+    from tokenmerge.core import schedule_spec
+
+    assert schedule_spec(16) == 16
+    assert schedule_spec(16, inflection=-0.5) == (16, -0.5)
+    assert schedule_spec([1, 2], None) == [1, 2]
+    assert schedule_spec(0, ratio=0.1) == 0.1
+    with pytest.raises(ValueError, match="either"):
+        schedule_spec(8, ratio=0.1)

@@ -1,0 +1,1 @@
+"""Hydra config groups shared by every modality (tome/)."""

@@ -1,0 +1,122 @@
+"""Train the embedded photo-crop ViT (fixed seed; reproduces ``image/weights/photo_vit.safetensors``).
+
+    python -m tokenmerge.image.train_embedded [--steps 1500] [--out image/weights/photo_vit.safetensors]
+
+AdamW with warm-up and cosine decay, label smoothing, stochastic depth, fresh random crops every step
+(``photo_crops.RandomCrops``). Prints validation accuracy on the held-out right-hand regions as it goes.
+Also usable with ``--tome-r`` to train with merging on (ToMe works as a pooling layer in training).
+"""
+
+from __future__ import annotations
+
+import argparse
+import math
+import time
+from pathlib import Path
+
+import torch
+import torchvision.transforms.v2 as T
+from torch.utils.data import DataLoader
+from tqdm.auto import tqdm
+
+from .embedded import DATA_CONFIG, WEIGHTS, create_embedded_model, save_embedded_model
+from .patch import apply_patch
+from .photo_crops import PHOTOS, RandomCrops, load_photos, random_crop
+
+
+def train_transform() -> T.Compose:
+    """Training augmentation (flips) and the embedded model's normalization."""
+    return T.Compose([
+        T.RandomHorizontalFlip(),
+        T.ToImage(),
+        T.ToDtype(torch.float32, scale=True),
+        T.Normalize(DATA_CONFIG["mean"], DATA_CONFIG["std"]),
+    ])
+
+
+def _validation_batch(per_class: int, size: int, seed: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """A fixed tensor batch of validation crops (right-hand regions), for progress reports."""
+    import numpy as np
+
+    normalize = T.Compose([T.ToImage(), T.ToDtype(torch.float32, scale=True), T.Normalize(DATA_CONFIG["mean"], DATA_CONFIG["std"])])
+    images, labels = [], []
+    for label, photo in enumerate(load_photos().values()):
+        rng = np.random.default_rng([seed, label])
+        for _ in range(per_class):
+            images.append(normalize(random_crop(photo, "val", rng, size)))
+            labels.append(label)
+    return torch.stack(images), torch.tensor(labels)
+
+
+@torch.no_grad()
+def _accuracy(model, images, labels, batch=256) -> float:
+    model.eval()
+    correct = sum((model(images[i : i + batch]).argmax(-1) == labels[i : i + batch]).sum().item() for i in range(0, len(images), batch))
+    model.train()
+    return correct / len(images)
+
+
+def train(
+    steps: int = 1500,
+    batch_size: int = 64,
+    lr: float = 1e-3,
+    weight_decay: float = 0.05,
+    warmup: int = 100,
+    seed: int = 0,
+    tome_r: int = 0,
+    eval_every: int = 250,
+    workers: int = 1,
+    out: str | Path | None = WEIGHTS,
+) -> tuple[torch.nn.Module, float]:
+    """Train from scratch; returns (model, final validation accuracy) and saves to ``out`` if given."""
+    torch.manual_seed(seed)
+    classes = sorted(PHOTOS)
+    size = DATA_CONFIG["input_size"][-1]
+    model = create_embedded_model(len(classes), drop_path_rate=0.1)
+    if tome_r:
+        apply_patch(model, r=tome_r)
+    data = RandomCrops(steps * batch_size, size, train_transform(), seed=seed)
+    loader = DataLoader(data, batch_size=batch_size, shuffle=False, num_workers=workers, drop_last=True)
+    optimizer = torch.optim.AdamW(model.parameters(), lr=lr, weight_decay=weight_decay)
+    schedule = lambda step: min(1.0, (step + 1) / warmup) * 0.5 * (1 + math.cos(math.pi * min(step / steps, 1.0)))  # noqa: E731
+    scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, schedule)
+    loss_fn = torch.nn.CrossEntropyLoss(label_smoothing=0.1)
+    val_images, val_labels = _validation_batch(per_class=20, size=size, seed=seed + 1)
+    model.train()
+    start, accuracy = time.time(), 0.0
+    progress = tqdm(loader, total=steps, desc="train", mininterval=10)
+    for step, (images, labels) in enumerate(progress):
+        loss = loss_fn(model(images), labels)
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
+        optimizer.step()
+        scheduler.step()
+        if (step + 1) % eval_every == 0 or step + 1 == steps:
+            accuracy = _accuracy(model, val_images, val_labels)
+            progress.write(f"step {step + 1}: loss {loss.item():.3f}  val acc {accuracy:.3f}  ({time.time() - start:.0f} s)")
+    model.eval()
+    if out is not None:
+        info = dict(steps=steps, batch_size=batch_size, lr=lr, weight_decay=weight_decay, seed=seed, tome_r=tome_r,
+                    val_accuracy=accuracy, train_seconds=round(time.time() - start))
+        save_embedded_model(model, classes, out, **info)  # a patch adds no parameters: plain weights
+    return model, accuracy
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--steps", type=int, default=1500)
+    parser.add_argument("--batch-size", type=int, default=64)
+    parser.add_argument("--lr", type=float, default=1e-3)
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--tome-r", type=int, default=0, help="train with merging (r per block)")
+    parser.add_argument("--workers", type=int, default=1)
+    parser.add_argument("--out", default=str(WEIGHTS))
+    args = parser.parse_args()
+    _, accuracy = train(args.steps, args.batch_size, args.lr, seed=args.seed, tome_r=args.tome_r,
+                        workers=args.workers, out=args.out)
+    print(f"final validation accuracy {accuracy:.3f}; saved to {args.out}")
+
+
+if __name__ == "__main__":
+    main()
