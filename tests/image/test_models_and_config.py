@@ -61,3 +61,16 @@ def test_hydra_config_composes_and_runs(tmp_path, monkeypatch):
     assert rows[1]["ideal_speedup"] > 1.2
     assert (tmp_path / "out" / "results.json").is_file() and (tmp_path / "out" / "results.csv").is_file()
     assert Path(WEIGHTS).stat().st_size < 8 * 2**20
+
+
+def test_hydra_entry_point_resolves_overrides():
+    import subprocess
+    import sys
+
+    cmd = [sys.executable, "-m", "tokenmerge.image.run_eval", "--cfg", "job", "model=vit_base_patch16_224",
+           "tome.r=16", "tome.inflection=-1.0", "data.root=/data/val"]
+    result = subprocess.run(cmd, capture_output=True, text=True, timeout=120)
+    assert result.returncode == 0, result.stderr[-2000:]
+    cfg = OmegaConf.create(result.stdout)
+    assert cfg.model.name == "vit_base_patch16_224" and cfg.tome.r == 16 and cfg.data.root == "/data/val"
+    assert cfg.tome.prop_attn is True and cfg.tome.method == "tome"

@@ -152,3 +152,12 @@ def test_unsupported_models_get_clear_errors():
         apply_patch(map_vit, r=4)
     with pytest.raises(ValueError, match="Unknown method"):
         apply_patch(_model("class_token"), r=4, method="kmeans")
+
+
+def test_patched_model_compiles_to_one_graph():
+    # No data-dependent Python control flow or .item() in the hot path: dynamo captures one graph.
+    model, x = _model("class_token"), _images(2)
+    apply_patch(model, r=8)
+    expected = model(x)
+    compiled = torch.compile(model, backend="aot_eager", fullgraph=True)
+    torch.testing.assert_close(compiled(x), expected)
