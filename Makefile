@@ -6,7 +6,7 @@ SPEC_HASH := $(shell cat pyproject.toml constraints.txt | sha256sum | cut -c1-16
 STAMP := $(VENV)/.installed-$(SPEC_HASH)
 PY := $(VENV)/bin/python
 
-.PHONY: venv demo test benchmark clean
+.PHONY: venv demo test lint benchmark clean
 
 venv: $(STAMP)
 
@@ -24,6 +24,10 @@ test: venv
 	@$(PY) -m pytest; rc=$$?; \
 	if [ $$rc -eq 5 ]; then echo "pytest collected no tests: failing, so an empty suite cannot pass." >&2; exit 1; fi; \
 	exit $$rc
+
+lint: venv
+	$(VENV)/bin/ruff check core image video audio tests benchmarks
+	$(VENV)/bin/ruff format --check core image video audio tests benchmarks
 
 benchmark: venv
 	$(PY) benchmarks/merge_overhead.py

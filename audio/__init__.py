@@ -1,1 +1,4 @@
-"""tokenmerge.audio: Token Merging for spectrogram ViTs (AudioMAE/AST layout). Not implemented yet; see the audio issue."""
+"""tokenmerge.audio: Token Merging for spectrogram ViTs (AudioMAE/AST layout).
+
+Not implemented yet; see the audio issue.
+"""

@@ -42,25 +42,31 @@ def bench_model(name: str, r_values: list[int], paper_r: int, args) -> list[dict
         flops[key] = count_flops(model, images[:1])
     speed = measure_interleaved(
         {key: (lambda m=model: m(images)) for key, model in variants.items()},
-        batch_size=args.batch, device=args.device, dtype=dtype, rounds=args.rounds, warmup=args.warmup,
+        batch_size=args.batch,
+        device=args.device,
+        dtype=dtype,
+        rounds=args.rounds,
+        warmup=args.warmup,
     )
     rows = []
     for key in variants:
-        rows.append({
-            "model": name,
-            "variant": key,
-            "r": 0 if key == "timm" else int(key[2:]),
-            "paper_setting": key == f"r={paper_r}",
-            "images_per_s": speed[key].samples_per_s,
-            "speedup": speed[key].samples_per_s / speed["timm"].samples_per_s,
-            "gflops": flops[key] / 1e9,
-            "ideal_speedup": flops["timm"] / flops[key],
-            "batch": args.batch,
-            "dtype": args.dtype,
-            "device": speed[key].device,
-            "threads": speed[key].threads,
-            "rounds": args.rounds,
-        })
+        rows.append(
+            {
+                "model": name,
+                "variant": key,
+                "r": 0 if key == "timm" else int(key[2:]),
+                "paper_setting": key == f"r={paper_r}",
+                "images_per_s": speed[key].samples_per_s,
+                "speedup": speed[key].samples_per_s / speed["timm"].samples_per_s,
+                "gflops": flops[key] / 1e9,
+                "ideal_speedup": flops["timm"] / flops[key],
+                "batch": args.batch,
+                "dtype": args.dtype,
+                "device": speed[key].device,
+                "threads": speed[key].threads,
+                "rounds": args.rounds,
+            }
+        )
     return rows
 
 
@@ -83,8 +89,11 @@ def main() -> None:
         for row in bench_model(name, sorted({paper_r, *extra}), paper_r, args):
             rows.append(row)
             mark = " (paper)" if row["paper_setting"] else ""
-            print(f"{name:<24}{row['variant']:>8}{row['gflops']:>9.2f}{row['images_per_s']:>9.2f}"
-                  f"{row['speedup']:>8.2f}x{row['ideal_speedup']:>7.2f}x{mark}", flush=True)
+            print(
+                f"{name:<24}{row['variant']:>8}{row['gflops']:>9.2f}{row['images_per_s']:>9.2f}"
+                f"{row['speedup']:>8.2f}x{row['ideal_speedup']:>7.2f}x{mark}",
+                flush=True,
+            )
     path = write_json(rows, args.out, benchmark="image_throughput", args=vars(args))
     print(f"wrote {path}")
 

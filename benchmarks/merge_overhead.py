@@ -63,7 +63,10 @@ def main() -> None:
     torch.manual_seed(0)
     torch.set_num_threads(args.threads)
     rows = [bench_scale(*scale, rounds=args.rounds) for scale in SCALES]
-    header = f"{'scale':<12} {'N':>5} {'B':>3} {'r':>4} {'block ms':>9} {'ToMe ms':>8} {'ToMe/block':>10} {'drop ms':>8} {'drop/block':>10}"
+    header = (
+        f"{'scale':<12} {'N':>5} {'B':>3} {'r':>4} {'block ms':>9} {'ToMe ms':>8} {'ToMe/block':>10} "
+        f"{'drop ms':>8} {'drop/block':>10}"
+    )
     print(header)
     for row in rows:
         print(

@@ -8,10 +8,10 @@ from .block import attention_with_metric, check_block, merging_block_forward
 from .dropping import TokenDropping, random_token_dropping
 from .flops import count_flops, ideal_speedup
 from .matching import Matching, bipartite_soft_matching, max_merge, random_bipartite_matching
-from .metrics import agreement, classification_metrics, kl_divergence, topk_accuracy
 from .merge import TokenReduction, initial_source, merge_source, merge_wavg, unmerge_with_source
-from .state import REDUCTIONS, TokenState, get_reduction
+from .metrics import agreement, classification_metrics, kl_divergence, topk_accuracy
 from .schedule import ScheduleSpec, ramp_schedule, resolve_schedule, schedule_spec, tokens_per_layer
+from .state import REDUCTIONS, TokenState, get_reduction
 from .throughput import ThroughputResult, measure_interleaved, measure_throughput, write_json
 
 __all__ = [

@@ -25,7 +25,9 @@ def size_bias(size: Tensor | None, dtype=None) -> Tensor | None:
     return size.log().to(dtype or size.dtype)[:, None, None, :, 0]
 
 
-def proportional_attention(q: Tensor, k: Tensor, v: Tensor, size: Tensor | None = None, dropout_p: float = 0.0) -> Tensor:
+def proportional_attention(
+    q: Tensor, k: Tensor, v: Tensor, size: Tensor | None = None, dropout_p: float = 0.0
+) -> Tensor:
     """Fused attention with the proportional-attention bias.
 
     Args:

@@ -22,7 +22,9 @@ def _attention_flops(query_shape, key_shape, value_shape, *args, out_shape=None,
     return 2 * batch * heads * n_q * n_k * d + 2 * batch * heads * n_q * n_k * d_v
 
 
-def _attention_backward_flops(grad_out_shape, query_shape, key_shape, value_shape, *args, out_shape=None, **kwargs) -> int:
+def _attention_backward_flops(
+    grad_out_shape, query_shape, key_shape, value_shape, *args, out_shape=None, **kwargs
+) -> int:
     """Backward attention does twice the forward matmul work."""
     return 2 * _attention_flops(query_shape, key_shape, value_shape)
 

@@ -39,7 +39,9 @@ def merge_wavg(reduction: TokenReduction, x: Tensor, size: Tensor | None = None)
     if size is None:
         size = x.new_ones(x.shape[0], x.shape[1], 1)
     if size.shape != (*x.shape[:2], 1):
-        raise ValueError(f"size must have shape {(*x.shape[:2], 1)} to match x {tuple(x.shape)}; got {tuple(size.shape)}.")
+        raise ValueError(
+            f"size must have shape {(*x.shape[:2], 1)} to match x {tuple(x.shape)}; got {tuple(size.shape)}."
+        )
     summed = reduction.merge(x * size, mode="sum")
     size = reduction.merge(size, mode="sum")
     return summed / size, size

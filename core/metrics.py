@@ -28,7 +28,9 @@ def agreement(logits: Tensor, reference_logits: Tensor) -> float:
 def kl_divergence(logits: Tensor, reference_logits: Tensor) -> float:
     """Mean KL(reference || model) of the softmax distributions, in nats. Both [N, K]."""
     ref = reference_logits.float().log_softmax(-1)
-    return torch.nn.functional.kl_div(logits.float().log_softmax(-1), ref, log_target=True, reduction="batchmean").item()
+    return torch.nn.functional.kl_div(
+        logits.float().log_softmax(-1), ref, log_target=True, reduction="batchmean"
+    ).item()
 
 
 def classification_metrics(logits: Tensor, targets: Tensor, reference_logits: Tensor | None = None) -> dict[str, float]:

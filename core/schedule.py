@@ -88,7 +88,9 @@ def resolve_schedule(spec: ScheduleSpec, num_layers: int, num_tokens: int, prote
     return resolved
 
 
-def schedule_spec(r: int | Sequence[int] = 0, inflection: float | None = None, ratio: float | None = None) -> ScheduleSpec:
+def schedule_spec(
+    r: int | Sequence[int] = 0, inflection: float | None = None, ratio: float | None = None
+) -> ScheduleSpec:
     """Build a schedule spec from flat config fields (as in the shared ``tome`` config group).
 
     Args:

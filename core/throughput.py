@@ -51,6 +51,30 @@ def _sync(device: torch.device) -> None:
         torch.cuda.synchronize(device)
 
 
+def _time_call(fn: Callable[[], object], device: torch.device) -> float:
+    _sync(device)
+    start = time.perf_counter()
+    fn()
+    _sync(device)
+    return time.perf_counter() - start
+
+
+def _result(
+    times: list[float], batch_size: int, device: torch.device, dtype: torch.dtype, warmup: int, extra: dict
+) -> ThroughputResult:
+    return ThroughputResult(
+        samples_per_s=batch_size / statistics.median(times),
+        seconds_per_batch=times,
+        batch_size=batch_size,
+        device=device_name(device),
+        dtype=str(dtype).removeprefix("torch."),
+        threads=torch.get_num_threads(),
+        warmup=warmup,
+        repeats=len(times),
+        extra=extra,
+    )
+
+
 def measure_throughput(
     fn: Callable[[], object],
     *,
@@ -74,27 +98,11 @@ def measure_throughput(
     if repeats < 1:
         raise ValueError(f"repeats must be >= 1; got {repeats}.")
     device = torch.device(device)
-    times = []
     with torch.inference_mode():
-        for i in range(warmup + repeats):
-            _sync(device)
-            start = time.perf_counter()
+        for _ in range(warmup):
             fn()
-            _sync(device)
-            if i >= warmup:
-                times.append(time.perf_counter() - start)
-    median = statistics.median(times)
-    return ThroughputResult(
-        samples_per_s=batch_size / median,
-        seconds_per_batch=times,
-        batch_size=batch_size,
-        device=device_name(device),
-        dtype=str(dtype).removeprefix("torch."),
-        threads=torch.get_num_threads(),
-        warmup=warmup,
-        repeats=repeats,
-        extra=extra,
-    )
+        times = [_time_call(fn, device) for _ in range(repeats)]
+    return _result(times, batch_size, device, dtype, warmup, extra)
 
 
 def measure_interleaved(
@@ -125,24 +133,9 @@ def measure_interleaved(
                 fn()
         for _ in range(rounds):
             for name, fn in fns.items():
-                _sync(device)
-                start = time.perf_counter()
-                fn()
-                _sync(device)
-                times[name].append(time.perf_counter() - start)
+                times[name].append(_time_call(fn, device))
     return {
-        name: ThroughputResult(
-            samples_per_s=batch_size / statistics.median(t),
-            seconds_per_batch=t,
-            batch_size=batch_size,
-            device=device_name(device),
-            dtype=str(dtype).removeprefix("torch."),
-            threads=torch.get_num_threads(),
-            warmup=warmup,
-            repeats=rounds,
-            extra={"variant": name, **extra},
-        )
-        for name, t in times.items()
+        name: _result(t, batch_size, device, dtype, warmup, {"variant": name, **extra}) for name, t in times.items()
     }
 
 

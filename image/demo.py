@@ -31,7 +31,9 @@ SHOWCASE = ("astronaut", "chelsea", "coffee", "rocket")
 def merge_gallery(model: torch.nn.Module, r: int, seed: int = 0) -> Image.Image:
     """Merge visualizations of held-out crops of a few photos, stacked vertically."""
     rng = np.random.default_rng(seed)
-    panels = [visualize_merges(model, random_crop(load_photo(name), "val", rng, 96), r=r, scale_to=192) for name in SHOWCASE]
+    panels = [
+        visualize_merges(model, random_crop(load_photo(name), "val", rng, 96), r=r, scale_to=192) for name in SHOWCASE
+    ]
     gallery = Image.new("RGB", (panels[0].width, sum(p.height for p in panels)))
     for i, panel in enumerate(panels):
         gallery.paste(panel, (0, i * panel.height))
@@ -54,7 +56,9 @@ def run_demo(
     root = embedded_val_root(per_class=per_class)
     loader = build_eval_loader(root, model, batch_size=128, workers=workers, max_samples=max_samples)
     settings = [Setting(method, r) for method in methods for r in r_values]
-    rows = sweep(model, loader, settings, throughput_batch=64, throughput_rounds=throughput_rounds, throughput_threads=1)
+    rows = sweep(
+        model, loader, settings, throughput_batch=64, throughput_rounds=throughput_rounds, throughput_threads=1
+    )
     print(format_table(rows))
     info = read_metadata(WEIGHTS).get("info", {})
     json_path, csv_path = write_results(rows, out_dir, model="embedded photo-crop ViT", classes=classes, training=info)

@@ -59,5 +59,7 @@ def load_embedded_model(path: str | Path = WEIGHTS) -> tuple[VisionTransformer, 
     state = {k: v.float() for k, v in load_file(str(path)).items()}
     missing, unexpected = model.load_state_dict(state, strict=False)
     if missing or unexpected:
-        raise ValueError(f"Checkpoint {path} does not fit the embedded model: missing {missing}, unexpected {unexpected}.")
+        raise ValueError(
+            f"Checkpoint {path} does not fit the embedded model: missing {missing}, unexpected {unexpected}."
+        )
     return model.eval(), classes

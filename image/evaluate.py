@@ -45,7 +45,9 @@ class Predictions:
 
 
 @torch.inference_mode()
-def predict(model: nn.Module, loader, device: torch.device | str = "cpu", desc: str = "eval", seed: int = 0) -> Predictions:
+def predict(
+    model: nn.Module, loader, device: torch.device | str = "cpu", desc: str = "eval", seed: int = 0
+) -> Predictions:
     """Run the model over a loader of :class:`~tokenmerge.image.data.Batch`; collects logits on CPU.
 
     ``seed`` fixes the random baselines' draws so repeated evaluations agree.
@@ -84,7 +86,8 @@ def sweep(
         prop_attn: proportional attention for every merged setting.
         device: where to run.
         throughput_batch, throughput_rounds: batch size and interleaved rounds of the speed measurement.
-        throughput_threads: CPU threads while timing (one thread is steadier on small shared machines); None keeps the current.
+        throughput_threads: CPU threads while timing (one thread is steadier on small shared machines);
+            None keeps the current setting.
         dtype: model and input dtype for the speed measurement.
     """
     reference = Setting("tome", 0)
@@ -104,7 +107,9 @@ def sweep(
         fns = {s.name: _configured_call(handle, s, batch) for s in settings}
         model.to(dtype)
         torch.set_num_threads(throughput_threads or threads)
-        speed = measure_interleaved(fns, batch_size=throughput_batch, device=device, dtype=dtype, rounds=throughput_rounds)
+        speed = measure_interleaved(
+            fns, batch_size=throughput_batch, device=device, dtype=dtype, rounds=throughput_rounds
+        )
     finally:
         torch.set_num_threads(threads)
         model.to(model_dtype)
@@ -115,23 +120,25 @@ def sweep(
     for setting, (preds, flops) in zip(settings, evaluated):
         handle.config.r = setting.r
         measured = speed[setting.name]
-        rows.append({
-            "method": setting.method,
-            "r": list(setting.r) if isinstance(setting.r, tuple) else setting.r,
-            "schedule": handle.schedule(num_tokens),
-            "final_tokens": handle.tokens_per_layer(num_tokens)[-1],
-            **classification_metrics(preds.logits, preds.targets, base_preds.logits),
-            "samples": len(preds.targets),
-            "skipped": [s.path for s in preds.skipped],
-            "images_per_s": measured.samples_per_s,
-            "speedup": measured.samples_per_s / base_speed,
-            "gflops": flops / 1e9,
-            "ideal_speedup": base_flops / flops,
-            "throughput_batch": throughput_batch,
-            "device": measured.device,
-            "dtype": measured.dtype,
-            "threads": measured.threads,
-        })
+        rows.append(
+            {
+                "method": setting.method,
+                "r": list(setting.r) if isinstance(setting.r, tuple) else setting.r,
+                "schedule": handle.schedule(num_tokens),
+                "final_tokens": handle.tokens_per_layer(num_tokens)[-1],
+                **classification_metrics(preds.logits, preds.targets, base_preds.logits),
+                "samples": len(preds.targets),
+                "skipped": [s.path for s in preds.skipped],
+                "images_per_s": measured.samples_per_s,
+                "speedup": measured.samples_per_s / base_speed,
+                "gflops": flops / 1e9,
+                "ideal_speedup": base_flops / flops,
+                "throughput_batch": throughput_batch,
+                "device": measured.device,
+                "dtype": measured.dtype,
+                "threads": measured.threads,
+            }
+        )
     return rows
 
 
@@ -146,7 +153,10 @@ def _configured_call(handle: ToMeHandle, setting: Setting, batch: torch.Tensor):
 
 def format_table(rows: list[dict]) -> str:
     """A fixed-width text table of sweep rows."""
-    header = f"{'method':<13}{'r':>10}{'tokens':>7}{'top1':>7}{'top5':>7}{'agree':>7}{'KL':>8}{'img/s':>9}{'speedup':>8}{'ideal':>7}"
+    header = (
+        f"{'method':<13}{'r':>10}{'tokens':>7}{'top1':>7}{'top5':>7}{'agree':>7}{'KL':>8}{'img/s':>9}"
+        f"{'speedup':>8}{'ideal':>7}"
+    )
     lines = [header, "-" * len(header)]
     for row in rows:
         lines.append(

@@ -24,7 +24,9 @@ def cache_dir() -> Path:
 
 def embedded_val_root(per_class: int = 50, seed: int = 0) -> Path:
     """The embedded evaluation set (photo crops as an ImageFolder), generated on first use."""
-    return write_image_folder(cache_dir() / f"photo_crops_val_{per_class}_{seed}", "val", per_class=per_class, seed=seed)
+    return write_image_folder(
+        cache_dir() / f"photo_crops_val_{per_class}_{seed}", "val", per_class=per_class, seed=seed
+    )
 
 
 def run_evaluation(cfg: dict, out_dir: str | Path, extra_settings: list[Setting] = ()) -> list[dict]:

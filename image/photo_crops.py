@@ -50,8 +50,25 @@ PHOTOS: dict[str, Callable[[], np.ndarray]] = {
     **{
         name: _skimage(name)
         for name in (
-            "astronaut", "brick", "camera", "cell", "chelsea", "clock", "coffee", "coins", "colorwheel", "grass",
-            "gravel", "hubble_deep_field", "immunohistochemistry", "logo", "moon", "page", "retina", "rocket", "text",
+            "astronaut",
+            "brick",
+            "camera",
+            "cell",
+            "chelsea",
+            "clock",
+            "coffee",
+            "coins",
+            "colorwheel",
+            "grass",
+            "gravel",
+            "hubble_deep_field",
+            "immunohistochemistry",
+            "logo",
+            "moon",
+            "page",
+            "retina",
+            "rocket",
+            "text",
         )
     },
     "china": _sklearn("china.jpg"),
@@ -86,7 +103,9 @@ def random_crop(photo: np.ndarray, split: str, rng: np.random.Generator, size: i
     return crop.resize((size, size), Image.Resampling.BICUBIC)
 
 
-def write_image_folder(root: str | Path, split: str = "val", per_class: int = 50, size: int = 32, seed: int = 0) -> Path:
+def write_image_folder(
+    root: str | Path, split: str = "val", per_class: int = 50, size: int = 32, seed: int = 0
+) -> Path:
     """Write ``per_class`` crops of every photo as ``<root>/<class>/<i>.png``; deterministic for a seed.
 
     Existing complete folders are reused. Returns ``root``.

@@ -17,7 +17,10 @@ def plot_accuracy_vs_speed(rows: list[dict], path: str | Path, title: str = "") 
     fig, axes = plt.subplots(1, 2, figsize=(11, 4.2))
     methods = list(dict.fromkeys(row["method"] for row in rows))
     reference = rows[0]
-    for ax, metric, label in ((axes[0], "top1", "top-1 accuracy (%)"), (axes[1], "agreement", "agreement with r=0 (%)")):
+    for ax, metric, label in (
+        (axes[0], "top1", "top-1 accuracy (%)"),
+        (axes[1], "agreement", "agreement with r=0 (%)"),
+    ):
         for method in methods:
             points = [reference] + [r for r in rows[1:] if r["method"] == method]
             xs, ys = [p["images_per_s"] for p in points], [100 * p[metric] for p in points]

@@ -1,7 +1,7 @@
 """Hydra entry point for image evaluation (see image/conf/eval.yaml).
 
-    python -m tokenmerge.image.run_eval model=vit_base_patch16_224 tome.r=16 data.root=/path/to/imagenet/val
-    python -m tokenmerge.image.run_eval -m tome.r=0,4,8,12 tome.method=tome,random_drop
+python -m tokenmerge.image.run_eval model=vit_base_patch16_224 tome.r=16 data.root=/path/to/imagenet/val
+python -m tokenmerge.image.run_eval -m tome.r=0,4,8,12 tome.method=tome,random_drop
 """
 
 import hydra

@@ -26,19 +26,23 @@ from .photo_crops import PHOTOS, RandomCrops, load_photos, random_crop
 
 def train_transform() -> T.Compose:
     """Training augmentation (flips) and the embedded model's normalization."""
-    return T.Compose([
-        T.RandomHorizontalFlip(),
-        T.ToImage(),
-        T.ToDtype(torch.float32, scale=True),
-        T.Normalize(DATA_CONFIG["mean"], DATA_CONFIG["std"]),
-    ])
+    return T.Compose(
+        [
+            T.RandomHorizontalFlip(),
+            T.ToImage(),
+            T.ToDtype(torch.float32, scale=True),
+            T.Normalize(DATA_CONFIG["mean"], DATA_CONFIG["std"]),
+        ]
+    )
 
 
 def _validation_batch(per_class: int, size: int, seed: int) -> tuple[torch.Tensor, torch.Tensor]:
     """A fixed tensor batch of validation crops (right-hand regions), for progress reports."""
     import numpy as np
 
-    normalize = T.Compose([T.ToImage(), T.ToDtype(torch.float32, scale=True), T.Normalize(DATA_CONFIG["mean"], DATA_CONFIG["std"])])
+    normalize = T.Compose(
+        [T.ToImage(), T.ToDtype(torch.float32, scale=True), T.Normalize(DATA_CONFIG["mean"], DATA_CONFIG["std"])]
+    )
     images, labels = [], []
     for label, photo in enumerate(load_photos().values()):
         rng = np.random.default_rng([seed, label])
@@ -51,7 +55,10 @@ def _validation_batch(per_class: int, size: int, seed: int) -> tuple[torch.Tenso
 @torch.no_grad()
 def _accuracy(model, images, labels, batch=256) -> float:
     model.eval()
-    correct = sum((model(images[i : i + batch]).argmax(-1) == labels[i : i + batch]).sum().item() for i in range(0, len(images), batch))
+    correct = sum(
+        (model(images[i : i + batch]).argmax(-1) == labels[i : i + batch]).sum().item()
+        for i in range(0, len(images), batch)
+    )
     model.train()
     return correct / len(images)
 
@@ -94,11 +101,21 @@ def train(
         scheduler.step()
         if (step + 1) % eval_every == 0 or step + 1 == steps:
             accuracy = _accuracy(model, val_images, val_labels)
-            progress.write(f"step {step + 1}: loss {loss.item():.3f}  val acc {accuracy:.3f}  ({time.time() - start:.0f} s)")
+            progress.write(
+                f"step {step + 1}: loss {loss.item():.3f}  val acc {accuracy:.3f}  ({time.time() - start:.0f} s)"
+            )
     model.eval()
     if out is not None:
-        info = dict(steps=steps, batch_size=batch_size, lr=lr, weight_decay=weight_decay, seed=seed, tome_r=tome_r,
-                    val_accuracy=accuracy, train_seconds=round(time.time() - start))
+        info = dict(
+            steps=steps,
+            batch_size=batch_size,
+            lr=lr,
+            weight_decay=weight_decay,
+            seed=seed,
+            tome_r=tome_r,
+            val_accuracy=accuracy,
+            train_seconds=round(time.time() - start),
+        )
         save_embedded_model(model, classes, out, **info)  # a patch adds no parameters: plain weights
     return model, accuracy
 
@@ -113,8 +130,9 @@ def main() -> None:
     parser.add_argument("--workers", type=int, default=1)
     parser.add_argument("--out", default=str(WEIGHTS))
     args = parser.parse_args()
-    _, accuracy = train(args.steps, args.batch_size, args.lr, seed=args.seed, tome_r=args.tome_r,
-                        workers=args.workers, out=args.out)
+    _, accuracy = train(
+        args.steps, args.batch_size, args.lr, seed=args.seed, tome_r=args.tome_r, workers=args.workers, out=args.out
+    )
     print(f"final validation accuracy {accuracy:.3f}; saved to {args.out}")
 
 

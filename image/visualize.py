@@ -61,7 +61,9 @@ def model_view(model: nn.Module, image: Image.Image) -> tuple[Tensor, np.ndarray
 
 
 @torch.no_grad()
-def visualize_merges(model: nn.Module, image: Image.Image, r=8, scale_to: int = 384, prop_attn: bool = True) -> Image.Image:
+def visualize_merges(
+    model: nn.Module, image: Image.Image, r=8, scale_to: int = 384, prop_attn: bool = True
+) -> Image.Image:
     """Side by side: the model's view of the image and its merged groups after the last block.
 
     Args:
@@ -84,3 +86,28 @@ def visualize_merges(model: nn.Module, image: Image.Image, r=8, scale_to: int = 
     out = Image.fromarray(panels)
     factor = max(1, scale_to // pixels.shape[0])
     return out.resize((out.width * factor, out.height * factor), Image.Resampling.NEAREST)
+
+
+def main() -> None:
+    """Command line: python -m tokenmerge.image.visualize IMAGE [--model NAME] [--r 13] [--out merges.png]."""
+    import argparse
+
+    from .models import load_model
+
+    parser = argparse.ArgumentParser(
+        description="Draw the merged groups of a timm ViT (or the embedded model) on an image."
+    )
+    parser.add_argument("image", help="path of an image file")
+    parser.add_argument("--model", default="embedded", help="'embedded' or a timm model name")
+    parser.add_argument("--checkpoint", default=None, help="weights file (timm models); default: the local hub cache")
+    parser.add_argument("--random-weights", action="store_true", help="timm model without pretrained weights")
+    parser.add_argument("--r", type=int, default=8)
+    parser.add_argument("--out", default="merges.png")
+    args = parser.parse_args()
+    model = load_model(args.model, pretrained=not args.random_weights, checkpoint=args.checkpoint)
+    visualize_merges(model, Image.open(args.image), r=args.r).save(args.out)
+    print(f"wrote {args.out}")
+
+
+if __name__ == "__main__":
+    main()

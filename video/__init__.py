@@ -1,1 +1,4 @@
-"""tokenmerge.video: Token Merging for spatiotemporal ViTs (MAE-ST layout). Not implemented yet; see the video issue."""
+"""tokenmerge.video: Token Merging for spatiotemporal ViTs (MAE-ST layout).
+
+Not implemented yet; see the video issue.
+"""

@@ -5,7 +5,7 @@ import json
 import torch
 import torch.nn.functional as F
 
-from tokenmerge.core import count_flops, ideal_speedup, measure_throughput, write_json
+from tokenmerge.core import count_flops, ideal_speedup, measure_interleaved, measure_throughput, write_json
 
 
 def test_counts_linear_and_cpu_fused_attention():
@@ -31,3 +31,12 @@ def test_measure_throughput_records_setup_and_writes_json(tmp_path):
     path = write_json([result], tmp_path / "out" / "bench.json", command="test")
     payload = json.loads(path.read_text())
     assert payload["command"] == "test" and payload["results"][0]["r"] == 4
+
+
+def test_measure_interleaved_alternates_variants():
+    order = []
+    results = measure_interleaved(
+        {"a": lambda: order.append("a"), "b": lambda: order.append("b")}, batch_size=2, warmup=1, rounds=3, r=8
+    )
+    assert order == ["a", "b"] + ["a", "b"] * 3
+    assert results["a"].repeats == 3 and results["b"].to_dict()["variant"] == "b" and results["a"].to_dict()["r"] == 8

@@ -53,7 +53,13 @@ def test_hydra_config_composes_and_runs(tmp_path, monkeypatch):
     with initialize_config_module(config_module="tokenmerge.image.conf", version_base=None):
         cfg = compose(
             "eval",
-            overrides=["tome.r=8", "data.max_samples=42", "data.workers=0", "throughput.rounds=1", "throughput.batch_size=4"],
+            overrides=[
+                "tome.r=8",
+                "data.max_samples=42",
+                "data.workers=0",
+                "throughput.rounds=1",
+                "throughput.batch_size=4",
+            ],
         )
     rows = run_evaluation(OmegaConf.to_container(cfg, resolve=True), tmp_path / "out")
     assert [(row["method"], row["r"]) for row in rows] == [("tome", 0), ("tome", 8)]
@@ -67,8 +73,17 @@ def test_hydra_entry_point_resolves_overrides():
     import subprocess
     import sys
 
-    cmd = [sys.executable, "-m", "tokenmerge.image.run_eval", "--cfg", "job", "model=vit_base_patch16_224",
-           "tome.r=16", "tome.inflection=-1.0", "data.root=/data/val"]
+    cmd = [
+        sys.executable,
+        "-m",
+        "tokenmerge.image.run_eval",
+        "--cfg",
+        "job",
+        "model=vit_base_patch16_224",
+        "tome.r=16",
+        "tome.inflection=-1.0",
+        "data.root=/data/val",
+    ]
     result = subprocess.run(cmd, capture_output=True, text=True, timeout=120)
     assert result.returncode == 0, result.stderr[-2000:]
     cfg = OmegaConf.create(result.stdout)

@@ -6,6 +6,7 @@ from PIL import Image
 from timm.models.vision_transformer import VisionTransformer
 
 from tokenmerge.image.embedded import DATA_CONFIG
+from tokenmerge.image.photo_crops import load_photo
 from tokenmerge.image.visualize import group_map, render_groups, visualize_merges
 
 
@@ -27,3 +28,27 @@ def test_visualize_merges_on_a_tiny_model():
     image = Image.fromarray(np.random.default_rng(0).integers(0, 255, (50, 60, 3), dtype=np.uint8))
     out = visualize_merges(model, image, r=8, scale_to=64)
     assert out.size == (128, 64) and "forward" not in model.__dict__
+
+
+def test_command_line_on_a_real_photo(tmp_path):
+    import subprocess
+    import sys
+
+    photo = Image.fromarray(load_photo("coffee"))
+    photo.save(tmp_path / "coffee.png")
+    cmd = [
+        sys.executable,
+        "-m",
+        "tokenmerge.image.visualize",
+        str(tmp_path / "coffee.png"),
+        "--model",
+        "vit_tiny_patch16_224",
+        "--random-weights",
+        "--r",
+        "16",
+        "--out",
+        str(tmp_path / "m.png"),
+    ]
+    result = subprocess.run(cmd, capture_output=True, text=True, timeout=300)
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert Image.open(tmp_path / "m.png").size == (448, 224)
