@@ -1,6 +1,6 @@
-"""The main demo (`make demo`): Token Merging on the embedded photo-crop ViT, offline, on CPU.
+"""The main demo (`make demo`): Token Merging on the embedded photo-object ViT, offline, on CPU.
 
-Sweeps r for ToMe and for the random baselines on the held-out photo crops, then prints a table and
+Sweeps r for ToMe and for the random baselines on the held-out images, then prints a table and
 writes results.json / results.csv, an accuracy-vs-throughput plot and a merge visualization:
 
     python -m tokenmerge.image.demo [--out results/demo] [--quick]
@@ -19,7 +19,7 @@ from .data import build_eval_loader
 from .embedded import WEIGHTS, load_embedded_model, read_metadata
 from .evaluate import Setting, format_table, sweep, write_results
 from .experiment import embedded_val_root
-from .photo_crops import load_photo, random_crop
+from .photo_objects import PHOTOS, load_photos, object_on_background
 from .plots import plot_accuracy_vs_speed
 from .visualize import visualize_merges
 
@@ -29,11 +29,11 @@ SHOWCASE = ("astronaut", "chelsea", "coffee", "rocket")
 
 
 def merge_gallery(model: torch.nn.Module, r: int, seed: int = 0) -> Image.Image:
-    """Merge visualizations of held-out crops of a few photos, stacked vertically."""
+    """Merge visualizations of held-out images with objects from a few photos, stacked vertically."""
     rng = np.random.default_rng(seed)
-    panels = [
-        visualize_merges(model, random_crop(load_photo(name), "val", rng, 96), r=r, scale_to=192) for name in SHOWCASE
-    ]
+    photos, names = list(load_photos().values()), sorted(PHOTOS)
+    images = [object_on_background(photos, names.index(name), "val", rng, 32) for name in SHOWCASE]
+    panels = [visualize_merges(model, image, r=r, scale_to=192) for image in images]
     gallery = Image.new("RGB", (panels[0].width, sum(p.height for p in panels)))
     for i, panel in enumerate(panels):
         gallery.paste(panel, (0, i * panel.height))
@@ -61,8 +61,10 @@ def run_demo(
     )
     print(format_table(rows))
     info = read_metadata(WEIGHTS).get("info", {})
-    json_path, csv_path = write_results(rows, out_dir, model="embedded photo-crop ViT", classes=classes, training=info)
-    title = f"Embedded photo-crop ViT ({len(classes)} classes, {rows[0]['samples']} held-out crops)"
+    json_path, csv_path = write_results(
+        rows, out_dir, model="embedded photo-object ViT", classes=classes, training=info
+    )
+    title = f"Embedded photo-object ViT ({len(classes)} classes, {rows[0]['samples']} held-out images)"
     plot_path = plot_accuracy_vs_speed(rows, out_dir / "accuracy_vs_throughput.png", title)
     gallery_path = out_dir / "merges.png"
     merge_gallery(model, r=8).save(gallery_path)

@@ -1,4 +1,4 @@
-"""The embedded default image model: a small timm ViT trained here on photo crops (see ``photo_crops``).
+"""The embedded default image model: a small timm ViT trained here on photo objects (see ``photo_objects``).
 
 It is an ordinary timm ``VisionTransformer`` (class token, patch 4 on 32x32 inputs: 64 patches + 1 class
 token), so everything that works on it works on any timm ViT. Weights ship as float16 safetensors with

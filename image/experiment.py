@@ -12,7 +12,7 @@ from tokenmerge.core import schedule_spec
 from .data import build_eval_loader
 from .evaluate import Setting, format_table, sweep, write_results
 from .models import load_model
-from .photo_crops import write_image_folder
+from .photo_objects import write_image_folder
 
 DTYPES = {"float32": torch.float32, "float16": torch.float16, "bfloat16": torch.bfloat16}
 
@@ -23,9 +23,9 @@ def cache_dir() -> Path:
 
 
 def embedded_val_root(per_class: int = 50, seed: int = 0) -> Path:
-    """The embedded evaluation set (photo crops as an ImageFolder), generated on first use."""
+    """The embedded evaluation set (held-out photo-object images as an ImageFolder), generated on first use."""
     return write_image_folder(
-        cache_dir() / f"photo_crops_val_{per_class}_{seed}", "val", per_class=per_class, seed=seed
+        cache_dir() / f"photo_objects_val_{per_class}_{seed}", "val", per_class=per_class, seed=seed
     )
 
 

@@ -41,7 +41,7 @@ def load_model(
     """Create a model in eval mode.
 
     Args:
-        name: "embedded" (the photo-crop ViT shipped here) or a timm model name, optionally with a tag.
+        name: "embedded" (the photo-object ViT shipped here) or a timm model name, optionally with a tag.
         pretrained: load pretrained weights (from ``checkpoint``, else the local hub cache).
         checkpoint: path of a .safetensors / .pth checkpoint (loaded with weights_only).
         num_classes: override the classifier size (for fine-tuned checkpoints).

@@ -1,9 +1,9 @@
-"""Train the embedded photo-crop ViT (fixed seed; reproduces ``image/weights/photo_vit.safetensors``).
+"""Train the embedded photo-object ViT (fixed seed; reproduces ``image/weights/photo_vit.safetensors``).
 
     python -m tokenmerge.image.train_embedded [--steps 1500] [--out image/weights/photo_vit.safetensors]
 
 AdamW with warm-up and cosine decay, label smoothing, stochastic depth, fresh random crops every step
-(``photo_crops.RandomCrops``). Prints validation accuracy on the held-out right-hand regions as it goes.
+(``photo_objects.RandomObjects``). Prints validation accuracy on the held-out right-hand regions as it goes.
 Also usable with ``--tome-r`` to train with merging on (ToMe works as a pooling layer in training).
 """
 
@@ -21,7 +21,7 @@ from tqdm.auto import tqdm
 
 from .embedded import DATA_CONFIG, WEIGHTS, create_embedded_model, save_embedded_model
 from .patch import apply_patch
-from .photo_crops import PHOTOS, RandomCrops, load_photos, random_crop
+from .photo_objects import PHOTOS, RandomObjects, load_photos, object_on_background
 
 
 def train_transform() -> T.Compose:
@@ -37,17 +37,18 @@ def train_transform() -> T.Compose:
 
 
 def _validation_batch(per_class: int, size: int, seed: int) -> tuple[torch.Tensor, torch.Tensor]:
-    """A fixed tensor batch of validation crops (right-hand regions), for progress reports."""
+    """A fixed tensor batch of validation images (right-hand regions), for progress reports."""
     import numpy as np
 
     normalize = T.Compose(
         [T.ToImage(), T.ToDtype(torch.float32, scale=True), T.Normalize(DATA_CONFIG["mean"], DATA_CONFIG["std"])]
     )
     images, labels = [], []
-    for label, photo in enumerate(load_photos().values()):
+    photos = list(load_photos().values())
+    for label in range(len(photos)):
         rng = np.random.default_rng([seed, label])
         for _ in range(per_class):
-            images.append(normalize(random_crop(photo, "val", rng, size)))
+            images.append(normalize(object_on_background(photos, label, "val", rng, size)))
             labels.append(label)
     return torch.stack(images), torch.tensor(labels)
 
@@ -82,7 +83,7 @@ def train(
     model = create_embedded_model(len(classes), drop_path_rate=0.1)
     if tome_r:
         apply_patch(model, r=tome_r)
-    data = RandomCrops(steps * batch_size, size, train_transform(), seed=seed)
+    data = RandomObjects(steps * batch_size, size, train_transform(), seed=seed)
     loader = DataLoader(data, batch_size=batch_size, shuffle=False, num_workers=workers, drop_last=True)
     optimizer = torch.optim.AdamW(model.parameters(), lr=lr, weight_decay=weight_decay)
     schedule = lambda step: min(1.0, (step + 1) / warmup) * 0.5 * (1 + math.cos(math.pi * min(step / steps, 1.0)))  # noqa: E731

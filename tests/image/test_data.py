@@ -8,7 +8,7 @@ from timm.models.vision_transformer import VisionTransformer
 
 from tokenmerge.image.data import build_eval_loader
 from tokenmerge.image.embedded import DATA_CONFIG
-from tokenmerge.image.photo_crops import write_image_folder
+from tokenmerge.image.photo_objects import write_image_folder
 
 
 @pytest.fixture()

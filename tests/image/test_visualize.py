@@ -6,7 +6,7 @@ from PIL import Image
 from timm.models.vision_transformer import VisionTransformer
 
 from tokenmerge.image.embedded import DATA_CONFIG
-from tokenmerge.image.photo_crops import load_photo
+from tokenmerge.image.photo_objects import load_photo
 from tokenmerge.image.visualize import group_map, render_groups, visualize_merges
 
 

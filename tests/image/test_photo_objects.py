@@ -3,7 +3,15 @@
 import numpy as np
 import pytest
 
-from tokenmerge.image.photo_crops import PHOTOS, TRAIN_FRACTION, load_photo, random_crop, write_image_folder
+from tokenmerge.image.photo_objects import (
+    OBJECT_SIDES,
+    PHOTOS,
+    TRAIN_FRACTION,
+    load_photo,
+    object_on_background,
+    random_crop,
+    write_image_folder,
+)
 
 
 def test_every_photo_loads_offline_as_rgb():
@@ -29,3 +37,15 @@ def test_image_folder_is_deterministic(tmp_path):
     files = sorted(p.relative_to(a) for p in a.rglob("*.png"))
     assert len(files) == 2 * len(PHOTOS)
     assert all((a / f).read_bytes() == (b / f).read_bytes() for f in files)
+
+
+def test_object_comes_from_the_labelled_photo_and_background_from_another():
+    # Flat-colour "photos": the object's colour identifies its photo, the rest of the canvas another one.
+    photos = [np.full((120, 160, 3), 40 * i, dtype=np.uint8) for i in range(5)]
+    rng = np.random.default_rng(0)
+    for label in range(5):
+        canvas = np.asarray(object_on_background(photos, label, "val", rng, 32))
+        values, counts = np.unique(canvas[..., 0], return_counts=True)
+        assert 40 * label in values and values.size == 2
+        object_pixels = counts[list(values).index(40 * label)]
+        assert OBJECT_SIDES[0] ** 2 <= object_pixels <= OBJECT_SIDES[1] ** 2
