@@ -13,6 +13,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 import torch
+from timm.models.vision_transformer import VisionTransformer
 from torch import Tensor, nn
 
 from tokenmerge.core import (
@@ -68,8 +69,6 @@ def _check_vit(model: nn.Module) -> None:
 
 
 def _overrides_head(model: nn.Module) -> bool:
-    from timm.models.vision_transformer import VisionTransformer
-
     return type(model).forward_head is not VisionTransformer.forward_head
 
 

@@ -98,11 +98,11 @@ def load_photos() -> dict[str, np.ndarray]:
 
 def random_crop(photo: np.ndarray, split: str, rng: np.random.Generator, size: int) -> Image.Image:
     """One square crop from the photo's ``split`` region ("train": left part, "val": right part), resized to size."""
+    if split not in ("train", "val"):
+        raise ValueError(f"split must be 'train' or 'val'; got {split!r}.")
     height, width, _ = photo.shape
     boundary = int(width * TRAIN_FRACTION)
-    left, right = (0, boundary) if split == "train" else (boundary, width) if split == "val" else (None, None)
-    if left is None:
-        raise ValueError(f"split must be 'train' or 'val'; got {split!r}.")
+    left, right = (0, boundary) if split == "train" else (boundary, width)
     side = int(rng.integers(CROP_SIDES[0], min(CROP_SIDES[1], right - left, height) + 1))
     x0 = int(rng.integers(left, right - side + 1))
     y0 = int(rng.integers(0, height - side + 1))
