@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import torch
+from timm.data import resolve_data_config
 from torch import nn
 from tqdm.auto import tqdm
 
@@ -92,16 +93,14 @@ def sweep(
     """
     reference = Setting("tome", 0)
     settings = [reference] + [s for s in settings if s != reference]
+    input_size = resolve_data_config({}, model=model)["input_size"]  # what the loader's transform produces
     handle: ToMeHandle = apply_patch(model, r=0, prop_attn=prop_attn)
     model_dtype, threads = next(model.parameters()).dtype, torch.get_num_threads()
     try:
         evaluated: list[tuple[Predictions, int]] = []
-        input_size = None
         for setting in tqdm(settings, desc="settings"):
             handle.config.method, handle.config.r = setting.method, setting.r
             preds = predict(model, loader, device, desc=setting.name)
-            if input_size is None:
-                input_size = tuple(next(iter(loader)).images.shape[1:])
             evaluated.append((preds, count_flops(model, torch.zeros(1, *input_size, device=device))))
         batch = torch.randn(throughput_batch, *input_size, device=device, dtype=dtype)
         fns = {s.name: _configured_call(handle, s, batch) for s in settings}
