@@ -126,8 +126,12 @@ class ToMeHandle:
         size = state.size
         if not model.pool_include_prefix:
             x, size = x[:, self.protected :], size[:, self.protected :]
-        mean = (x * size).sum(1) / size.sum(1)
-        pooled = {"avg": mean, "max": x.amax(1), "avgmax": 0.5 * (x.amax(1) + mean)}[model.global_pool]
+        if model.global_pool == "max":
+            pooled = x.amax(1)
+        else:
+            pooled = (x * size).sum(1) / size.sum(1)
+            if model.global_pool == "avgmax":
+                pooled = 0.5 * (x.amax(1) + pooled)
         pooled = model.head_drop(model.fc_norm(pooled))
         return pooled if pre_logits else model.head(pooled)
 
