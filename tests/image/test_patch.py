@@ -62,13 +62,15 @@ def test_token_count_per_layer_and_sizes(name):
     assert torch.equal(state.size[:, : model.num_prefix_tokens], torch.ones(3, model.num_prefix_tokens, 1))
 
 
-def test_avg_pool_is_size_weighted():
-    model, x = _model("avg_pool"), _images()
+@pytest.mark.parametrize("pool", ["avg", "max", "avgmax"])
+def test_pooling_over_merged_tokens_equals_pooling_over_unmerged_patches(pool):
+    torch.manual_seed(0)
+    model, x = VisionTransformer(**TINY, class_token=False, global_pool=pool).eval(), _images()
     handle = apply_patch(model, r=8)
     tokens, state = handle.forward_tokens(x, trace_source=True)
     full = unmerge_with_source(tokens, state.source)  # every input patch gets its token's features
-    expected = model.head(model.fc_norm(full.mean(1)))
-    torch.testing.assert_close(model(x), expected, rtol=1e-5, atol=1e-5)
+    pooled = {"avg": full.mean(1), "max": full.amax(1), "avgmax": 0.5 * (full.mean(1) + full.amax(1))}[pool]
+    torch.testing.assert_close(model(x), model.head(model.fc_norm(pooled)), rtol=1e-5, atol=1e-5)
 
 
 def test_apply_twice_keeps_class_state_dict_and_pickles():
