@@ -8,7 +8,6 @@ FLOPs and the FLOPs-ideal speedup, the way the ToMe paper's tables pair accuracy
 from __future__ import annotations
 
 import csv
-import json
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -17,7 +16,7 @@ from timm.data import resolve_data_config
 from torch import nn
 from tqdm.auto import tqdm
 
-from tokenmerge.core import classification_metrics, count_flops, measure_interleaved
+from tokenmerge.core import classification_metrics, count_flops, measure_interleaved, write_json
 from tokenmerge.core.schedule import ScheduleSpec
 
 from .data import Unreadable
@@ -170,8 +169,8 @@ def write_results(rows: list[dict], out_dir: str | Path, stem: str = "results", 
     """Write rows as JSON (with metadata) and CSV; returns both paths."""
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
-    json_path, csv_path = out_dir / f"{stem}.json", out_dir / f"{stem}.csv"
-    json_path.write_text(json.dumps({"torch": torch.__version__, **metadata, "results": rows}, indent=2) + "\n")
+    json_path = write_json(rows, out_dir / f"{stem}.json", **metadata)
+    csv_path = out_dir / f"{stem}.csv"
     columns = [k for k in rows[0] if k not in ("skipped", "schedule")] + ["skipped"]
     with csv_path.open("w", newline="") as f:
         writer = csv.DictWriter(f, fieldnames=columns, extrasaction="ignore")

@@ -19,7 +19,7 @@ embedded default goes through the same loader and transforms as ImageNet.
 from __future__ import annotations
 
 import warnings
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import numpy as np
@@ -123,6 +123,15 @@ def object_on_background(
     return canvas
 
 
+def class_images(
+    photos: list[np.ndarray], label: int, split: str, count: int, size: int, seed: int
+) -> Iterator[Image.Image]:
+    """``count`` images of class ``label`` from one random stream per (seed, class), so classes are independent."""
+    rng = np.random.default_rng([seed, label])
+    for _ in range(count):
+        yield object_on_background(photos, label, split, rng, size)
+
+
 def write_image_folder(
     root: str | Path, split: str = "val", per_class: int = 50, size: int = 32, seed: int = 0
 ) -> Path:
@@ -138,9 +147,8 @@ def write_image_folder(
         if folder.is_dir() and len(list(folder.glob("*.png"))) == per_class:
             continue
         folder.mkdir(parents=True, exist_ok=True)
-        rng = np.random.default_rng([seed, index])  # one stream per class: reuse of other folders changes nothing
-        for i in range(per_class):
-            object_on_background(images, index, split, rng, size).save(folder / f"{i:04d}.png")
+        for i, image in enumerate(class_images(images, index, split, per_class, size, seed)):
+            image.save(folder / f"{i:04d}.png")
     return root
 
 

@@ -21,35 +21,29 @@ from tqdm.auto import tqdm
 
 from .embedded import DATA_CONFIG, WEIGHTS, create_embedded_model, save_embedded_model
 from .patch import apply_patch
-from .photo_objects import PHOTOS, RandomObjects, load_photos, object_on_background
+from .photo_objects import PHOTOS, RandomObjects, class_images, load_photos
+
+
+def normalize_transform() -> T.Compose:
+    """PIL image -> float tensor with the embedded model's normalization."""
+    return T.Compose(
+        [T.ToImage(), T.ToDtype(torch.float32, scale=True), T.Normalize(DATA_CONFIG["mean"], DATA_CONFIG["std"])]
+    )
 
 
 def train_transform() -> T.Compose:
     """Training augmentation (flips) and the embedded model's normalization."""
-    return T.Compose(
-        [
-            T.RandomHorizontalFlip(),
-            T.ToImage(),
-            T.ToDtype(torch.float32, scale=True),
-            T.Normalize(DATA_CONFIG["mean"], DATA_CONFIG["std"]),
-        ]
-    )
+    return T.Compose([T.RandomHorizontalFlip(), normalize_transform()])
 
 
 def _validation_batch(per_class: int, size: int, seed: int) -> tuple[torch.Tensor, torch.Tensor]:
     """A fixed tensor batch of validation images (right-hand regions), for progress reports."""
-    import numpy as np
-
-    normalize = T.Compose(
-        [T.ToImage(), T.ToDtype(torch.float32, scale=True), T.Normalize(DATA_CONFIG["mean"], DATA_CONFIG["std"])]
-    )
-    images, labels = [], []
+    normalize = normalize_transform()
     photos = list(load_photos().values())
+    images, labels = [], []
     for label in range(len(photos)):
-        rng = np.random.default_rng([seed, label])
-        for _ in range(per_class):
-            images.append(normalize(object_on_background(photos, label, "val", rng, size)))
-            labels.append(label)
+        images += [normalize(image) for image in class_images(photos, label, "val", per_class, size, seed)]
+        labels += [label] * per_class
     return torch.stack(images), torch.tensor(labels)
 
 
