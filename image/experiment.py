@@ -29,11 +29,10 @@ def embedded_val_root(per_class: int = 50, seed: int = 0) -> Path:
     )
 
 
-def run_evaluation(cfg: dict, out_dir: str | Path, extra_settings: list[Setting] = ()) -> list[dict]:
+def run_evaluation(cfg: dict, out_dir: str | Path) -> list[dict]:
     """Evaluate one configuration (the ``eval`` config's fields as a dict); writes results.json/csv to out_dir.
 
-    The sweep always contains the unmerged model (r=0) as reference, then ``cfg['tome']``'s setting, then
-    ``extra_settings``.
+    The sweep contains the unmerged model (r=0) as reference, then ``cfg['tome']``'s setting.
     """
     if cfg["dtype"] not in DTYPES:
         raise ValueError(f"dtype must be one of {sorted(DTYPES)}; got {cfg['dtype']!r}.")
@@ -45,7 +44,7 @@ def run_evaluation(cfg: dict, out_dir: str | Path, extra_settings: list[Setting]
         root, model, batch_size=data_cfg["batch_size"], workers=data_cfg["workers"], max_samples=data_cfg["max_samples"]
     )
     spec = schedule_spec(tome["r"], tome["inflection"], tome["ratio"])
-    settings = [Setting(tome["method"], spec), *extra_settings]
+    settings = [Setting(tome["method"], spec)]
     rows = sweep(
         model,
         loader,
