@@ -3,18 +3,38 @@
 Bolya et al., "Token Merging: Your ViT But Faster", ICLR 2023 (arXiv 2210.09461).
 """
 
+from .adapter import ModelAdapter, ToMeConfig, ToMeHandle, patch_model
 from .attention import proportional_attention, size_bias
 from .block import attention_with_metric, check_block, merging_block_forward
 from .dropping import TokenDropping, random_token_dropping
 from .flops import count_flops, ideal_speedup
 from .matching import Matching, bipartite_soft_matching, max_merge, random_bipartite_matching
-from .merge import TokenReduction, initial_source, merge_source, merge_wavg, unmerge_with_source
+from .merge import TokenReduction, initial_size, initial_source, merge_source, merge_wavg, unmerge_with_source
 from .metrics import agreement, classification_metrics, kl_divergence, topk_accuracy
-from .schedule import ScheduleSpec, ramp_schedule, resolve_schedule, schedule_spec, tokens_per_layer
+from .pooling import size_weighted_mean, size_weighted_pool
+from .schedule import (
+    ScheduleSpec,
+    check_schedule,
+    ramp_schedule,
+    resolve_schedule,
+    schedule_spec,
+    tokens_per_layer,
+)
+from .scope import GroupedReduction, grouped_reduction
 from .state import REDUCTIONS, TokenState, get_reduction
 from .throughput import ThroughputResult, measure_interleaved, measure_throughput, write_json
 
 __all__ = [
+    "GroupedReduction",
+    "ModelAdapter",
+    "ToMeConfig",
+    "ToMeHandle",
+    "check_schedule",
+    "grouped_reduction",
+    "initial_size",
+    "patch_model",
+    "size_weighted_mean",
+    "size_weighted_pool",
     "REDUCTIONS",
     "TokenState",
     "agreement",

@@ -16,6 +16,7 @@ from __future__ import annotations
 from torch import Tensor, nn
 
 from .attention import proportional_attention
+from .scope import grouped_reduction
 from .state import TokenState, get_reduction
 
 BLOCK_PARTS = ("norm1", "attn", "ls1", "drop_path1", "norm2", "mlp", "ls2", "drop_path2")
@@ -72,6 +73,7 @@ def merging_block_forward(
     protected: int,
     prop_attn: bool,
     method: str = "tome",
+    groups: int = 1,
 ) -> Tensor:
     """One block with merging between attention and MLP.
 
@@ -83,6 +85,8 @@ def merging_block_forward(
         protected: leading tokens that never merge (class, distillation, register tokens).
         prop_attn: add log(size) to the attention scores.
         method: "tome", or a baseline from :data:`tokenmerge.core.state.REDUCTIONS`.
+        groups: match within this many equal groups of tokens after the protected ones (a merge scope such
+            as a video's frames, see :mod:`tokenmerge.core.scope`); r must then be a multiple of it.
 
     Returns:
         [B, N - r, C].
@@ -90,5 +94,5 @@ def merging_block_forward(
     attn_out, metric = attention_with_metric(block.attn, block.norm1(x), state.size if prop_attn else None)
     x = x + block.drop_path1(block.ls1(attn_out))
     if r > 0:
-        x = state.merge(get_reduction(method)(metric, r, protected=protected), x)
+        x = state.merge(grouped_reduction(get_reduction(method), metric, r, protected=protected, groups=groups), x)
     return x + block.drop_path2(block.ls2(block.mlp(block.norm2(x))))

@@ -31,20 +31,29 @@ def merge_wavg(reduction: TokenReduction, x: Tensor, size: Tensor | None = None)
     Args:
         reduction: the matching to apply.
         x: [B, N, C] token features.
-        size: [B, N, 1] token sizes; None means every token has size 1.
+        size: [B, N, 1] token sizes; None means every token has size 1 (see :func:`initial_size`).
 
     Returns:
-        (x [B, N - r, C], size [B, N - r, 1]): merged features and summed sizes.
+        (x [B, N - r, C] in x's dtype, size [B, N - r, 1] in size's dtype): merged features and summed sizes.
     """
     if size is None:
-        size = x.new_ones(x.shape[0], x.shape[1], 1)
+        size = initial_size(x)
     if size.shape != (*x.shape[:2], 1):
         raise ValueError(
             f"size must have shape {(*x.shape[:2], 1)} to match x {tuple(x.shape)}; got {tuple(size.shape)}."
         )
-    summed = reduction.merge(x * size, mode="sum")
+    summed = reduction.merge(x * size.to(x.dtype), mode="sum")
     size = reduction.merge(size, mode="sum")
-    return summed / size, size
+    return summed / size.to(x.dtype), size
+
+
+def initial_size(x: Tensor) -> Tensor:
+    """Sizes before any merge: [B, N, 1] ones for x [B, N, C].
+
+    Sizes are kept in float32 (float64 for float64 tokens) whatever the token dtype: at 1568 tokens a
+    float16/bfloat16 size is not exact, and sizes must keep summing to N.
+    """
+    return torch.ones(x.shape[0], x.shape[1], 1, device=x.device, dtype=torch.promote_types(x.dtype, torch.float32))
 
 
 def initial_source(num_tokens: int, batch: int, *, device=None, dtype=torch.float32) -> Tensor:

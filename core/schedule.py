@@ -43,7 +43,49 @@ def ramp_schedule(r: float, inflection: float, num_layers: int) -> list[int]:
     return [int(start + step * i + 1e-9) for i in range(num_layers)]
 
 
-def resolve_schedule(spec: ScheduleSpec, num_layers: int, num_tokens: int, protected: int = 0) -> list[int]:
+def _requested(spec: ScheduleSpec, num_layers: int | None) -> tuple[list[int], float | None]:
+    """Check a spec; returns (r wanted per layer, ratio or None). Raises a clear error for a bad spec.
+
+    With ``num_layers=None`` (model not known yet) everything but a per-layer list's length is checked.
+    """
+    if num_layers is None:
+        num_layers = len(spec) if isinstance(spec, Sequence) and not isinstance(spec, (str, tuple)) else 1
+    if num_layers < 1:
+        raise ValueError(f"num_layers must be >= 1; got {num_layers}.")
+    if isinstance(spec, float):
+        if not 0.0 <= spec <= 0.5:
+            raise ValueError(
+                f"A float schedule is a ratio of tokens merged per layer and must lie in [0, 0.5]; got {spec}. "
+                "Pass an int to remove a fixed number of tokens per layer."
+            )
+        return [0] * num_layers, spec
+    if isinstance(spec, tuple):
+        if len(spec) != 2:
+            raise ValueError(f"A tuple schedule is (r, inflection); got {spec!r}. Use a list for per-layer values.")
+        if isinstance(spec[0], bool) or not isinstance(spec[0], (int, float)):
+            raise TypeError(f"The r of an (r, inflection) schedule must be a number; got {spec[0]!r}.")
+        return ramp_schedule(spec[0], float(spec[1]), num_layers), None
+    if isinstance(spec, Sequence) and not isinstance(spec, str):
+        if len(spec) != num_layers:
+            raise ValueError(f"A per-layer schedule needs one r per layer ({num_layers}); got {len(spec)} values.")
+        for i, r in enumerate(spec):
+            _check_r(r, f"r of layer {i}")
+        return list(spec), None
+    _check_r(spec, "r")
+    return [spec] * num_layers, None
+
+
+def check_schedule(spec: ScheduleSpec, num_layers: int | None = None) -> None:
+    """Raise a clear error now if ``spec`` is not a valid schedule (for ``num_layers`` layers, if given).
+
+    Adapters call this when a patch is applied or its config changes, so a bad r fails before any work.
+    """
+    _requested(spec, num_layers)
+
+
+def resolve_schedule(
+    spec: ScheduleSpec, num_layers: int, num_tokens: int, protected: int = 0, groups: int = 1
+) -> list[int]:
     """The number of tokens each layer removes.
 
     Args:
@@ -51,33 +93,16 @@ def resolve_schedule(spec: ScheduleSpec, num_layers: int, num_tokens: int, prote
         num_layers: transformer blocks that merge.
         num_tokens: N, tokens entering the first block (protected tokens included).
         protected: leading tokens that never merge.
+        groups: G > 1 when matching runs within G equal groups of tokens (a video's frames, see
+            :mod:`tokenmerge.core.scope`). Each layer then removes a multiple of G (r / G per group):
+            the per-layer counts are rounded so that their running total stays the largest multiple of G
+            not above the ungrouped schedule's running total (so the grouped and ungrouped scopes cost
+            the same to within G - 1 tokens at every layer), clamped to half of each group's tokens.
 
     Returns:
         One int per layer, each clamped to half of the mergeable tokens at that layer.
     """
-    if num_layers < 1:
-        raise ValueError(f"num_layers must be >= 1; got {num_layers}.")
-    ratio = None
-    if isinstance(spec, float):
-        if not 0.0 <= spec <= 0.5:
-            raise ValueError(
-                f"A float schedule is a ratio of tokens merged per layer and must lie in [0, 0.5]; got {spec}. "
-                "Pass an int to remove a fixed number of tokens per layer."
-            )
-        ratio, wanted = spec, [0] * num_layers
-    elif isinstance(spec, tuple):
-        if len(spec) != 2:
-            raise ValueError(f"A tuple schedule is (r, inflection); got {spec!r}. Use a list for per-layer values.")
-        wanted = ramp_schedule(spec[0], float(spec[1]), num_layers)
-    elif isinstance(spec, Sequence) and not isinstance(spec, str):
-        if len(spec) != num_layers:
-            raise ValueError(f"A per-layer schedule needs one r per layer ({num_layers}); got {len(spec)} values.")
-        wanted = list(spec)
-        for i, r in enumerate(wanted):
-            _check_r(r, f"r of layer {i}")
-    else:
-        _check_r(spec, "r")
-        wanted = [spec] * num_layers
+    wanted, ratio = _requested(spec, num_layers)
     resolved, n = [], num_tokens
     for r in wanted:
         if ratio is not None:
@@ -85,7 +110,20 @@ def resolve_schedule(spec: ScheduleSpec, num_layers: int, num_tokens: int, prote
         r = min(r, max_merge(n, protected))
         resolved.append(r)
         n -= r
-    return resolved
+    return resolved if groups == 1 else _split_across_groups(resolved, num_tokens, protected, groups)
+
+
+def _split_across_groups(schedule: list[int], num_tokens: int, protected: int, groups: int) -> list[int]:
+    if groups < 1 or (num_tokens - protected) % groups:
+        raise ValueError(f"{num_tokens - protected} mergeable tokens cannot be split into {groups} equal groups.")
+    out, n, target, removed = [], num_tokens, 0, 0
+    for r in schedule:
+        target += r
+        per_group = min((target - removed) // groups, max_merge((n - protected) // groups))
+        out.append(per_group * groups)
+        removed += per_group * groups
+        n -= per_group * groups
+    return out
 
 
 def schedule_spec(

@@ -3,6 +3,8 @@
 Bolya et al., "Token Merging: Your ViT But Faster", ICLR 2023 (arXiv 2210.09461).
 """
 
-from .patch import ToMeConfig, ToMeHandle, apply_patch, merged_source
+from tokenmerge.core import ToMeConfig, ToMeHandle
 
-__all__ = ["ToMeConfig", "ToMeHandle", "apply_patch", "merged_source"]
+from .patch import TimmViTAdapter, apply_patch, merged_source
+
+__all__ = ["TimmViTAdapter", "ToMeConfig", "ToMeHandle", "apply_patch", "merged_source"]

@@ -78,12 +78,21 @@ def test_nothing_merges_into_protected_tokens():
 
 
 @pytest.mark.parametrize("dtype", [torch.float32, torch.float16, torch.bfloat16])
-def test_dtype_and_device_preserved(dtype):
+def test_dtype_and_device_preserved_and_sizes_stay_float32(dtype):
     x = _inputs(2, 33, dtype=dtype)
     m = bipartite_soft_matching(x, 8, protected=1)
     merged, size = merge_wavg(m, x)
-    assert merged.dtype == dtype and size.dtype == dtype and merged.device == x.device
+    assert merged.dtype == dtype and size.dtype == torch.float32 and merged.device == x.device
     assert m.unmerge(merged).dtype == dtype
+
+
+def test_sizes_are_exact_at_video_token_counts_in_low_precision():
+    """1568 tokens merged down to a few: float16/bfloat16 sizes would not be exact, float32 sizes are."""
+    x = _inputs(1, 1569, dtype=torch.bfloat16)
+    size = None
+    for _ in range(9):
+        x, size = merge_wavg(bipartite_soft_matching(x, 10_000, protected=1), x, size)
+    assert x.shape[1] < 10 and size.sum().item() == 1569.0 and size.max().item() > 256
 
 
 @given(shapes)

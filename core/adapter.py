@@ -1,0 +1,256 @@
+"""One adapter mechanism for every model family: the patch handle, its config and the merging block loop.
+
+Token Merging (Bolya et al., ICLR 2023) needs the same machinery in every model: a schedule of r per
+block, sizes (and optionally sources) carried from block to block, proportional attention, merging
+between attention and MLP, size-weighted pooling, and a patch that can be changed between forwards and
+removed again. That machinery lives here. A :class:`ModelAdapter` only says what is particular to a model
+family: how it embeds its input into tokens, which blocks merge, how many leading tokens are protected,
+how it normalizes and pools the final tokens, and which merge scopes it offers.
+
+``patch_model(model, adapter, r=...)`` installs the patch by composition: the model keeps its class,
+parameters and ``state_dict`` keys; ``forward`` (and ``forward_features`` where the model has one) become
+instance attributes that re-drive the model's own submodules, and ``handle.remove()`` deletes them.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field, fields
+
+import torch
+from torch import Tensor, nn
+
+from .block import check_block, merging_block_forward
+from .merge import initial_source
+from .schedule import ScheduleSpec, check_schedule, resolve_schedule, tokens_per_layer
+from .state import REDUCTIONS, TokenState
+
+
+class ModelAdapter:
+    """What tokenmerge needs to know about a model family. Subclass and override; defaults fit timm-style models.
+
+    Attributes:
+        merge_scopes: the scopes this family offers; the first is the default. "all" matches all
+            tokens together; other scopes split the tokens into groups (see :meth:`num_groups`).
+    """
+
+    merge_scopes: tuple[str, ...] = ("all",)
+
+    def check(self, model: nn.Module) -> None:
+        """Raise a clear ``TypeError`` if the model cannot be patched (default: every block is timm-layout)."""
+        for i, block in enumerate(self.blocks(model)):
+            check_block(block, where=f"blocks[{i}]")
+
+    def blocks(self, model: nn.Module) -> Sequence[nn.Module]:
+        """The transformer blocks that merge, in order (default ``model.blocks``)."""
+        return model.blocks
+
+    def protected(self, model: nn.Module) -> int:
+        """How many leading tokens never merge (class, distillation, register tokens)."""
+        raise NotImplementedError
+
+    def embed(self, model: nn.Module, inputs: Tensor) -> Tensor:
+        """Model input -> [B, N, C] tokens entering the first block (position embeddings added)."""
+        raise NotImplementedError
+
+    def finish(self, model: nn.Module, x: Tensor) -> Tensor:
+        """[B, N', C] tokens after the last block -> the model's final features (default: ``model.norm``)."""
+        return model.norm(x)
+
+    def head(self, model: nn.Module, x: Tensor, state: TokenState, pre_logits: bool = False) -> Tensor:
+        """Final tokens [B, N', C] -> logits [B, K] (or pooled features if ``pre_logits``); pool by ``state.size``."""
+        raise NotImplementedError
+
+    def num_groups(self, model: nn.Module, scope: str) -> int:
+        """Equal groups of tokens (after the protected ones) that merge only among themselves under ``scope``."""
+        return 1
+
+    def block_forward(
+        self,
+        block: nn.Module,
+        x: Tensor,
+        state: TokenState,
+        r: int,
+        *,
+        protected: int,
+        prop_attn: bool,
+        method: str,
+        groups: int,
+    ) -> Tensor:
+        """One block with merging, [B, N, C] -> [B, N - r, C] (default: core.merging_block_forward)."""
+        return merging_block_forward(
+            block, x, state, r, protected=protected, prop_attn=prop_attn, method=method, groups=groups
+        )
+
+
+@dataclass
+class ToMeConfig:
+    """Merging settings; checked when set, and may be changed between forward passes (``handle.config.r = 8``).
+
+    Attributes:
+        r: schedule spec: int, per-layer list, (r, inflection) ramp or float ratio (see ``tokenmerge.core.schedule``).
+        prop_attn: proportional attention (on for supervised models, off for off-the-shelf MAE models).
+        trace_source: build the source map (for visualization and unmerging).
+        method: "tome", or an ablation baseline "random_merge" / "random_drop".
+        merge_scope: which tokens may merge together (None: the adapter's default, e.g. "spacetime" for video).
+    """
+
+    r: ScheduleSpec = 0
+    prop_attn: bool = True
+    trace_source: bool = False
+    method: str = "tome"
+    merge_scope: str | None = None
+    num_layers: int | None = field(default=None, repr=False)
+    scopes: tuple[str, ...] | None = field(default=None, repr=False)
+
+    def __setattr__(self, name: str, value) -> None:
+        if name == "r":
+            check_schedule(value, getattr(self, "num_layers", None))
+        elif name == "method" and value not in REDUCTIONS:
+            raise ValueError(f"Unknown method {value!r}; choose one of {sorted(REDUCTIONS)}.")
+        elif name in ("prop_attn", "trace_source") and not isinstance(value, bool):
+            raise TypeError(f"{name} must be True or False; got {value!r}.")
+        elif name == "merge_scope" and value is not None and getattr(self, "scopes", None) is not None:
+            if value not in self.scopes:
+                raise ValueError(f"Unknown merge_scope {value!r} for this model; choose one of {list(self.scopes)}.")
+        super().__setattr__(name, value)
+
+    def bind(self, num_layers: int, scopes: tuple[str, ...]) -> None:
+        """Fix the model's depth and scopes, and check every setting against them."""
+        super().__setattr__("num_layers", num_layers)
+        super().__setattr__("scopes", scopes)
+        for f in fields(self):
+            if f.repr:
+                setattr(self, f.name, getattr(self, f.name))
+
+
+class ToMeHandle:
+    """A live patch on one model. ``remove()`` restores the model; the model's forward uses ``config``."""
+
+    def __init__(self, model: nn.Module, adapter: ModelAdapter, config: ToMeConfig):
+        adapter.check(model)
+        config.bind(len(adapter.blocks(model)), adapter.merge_scopes)
+        previous = model.__dict__.get("forward")
+        if isinstance(previous, _PatchedForward):
+            previous.handle.remove()
+        self.model, self.adapter, self.config = model, adapter, config
+        model.forward = _PatchedForward(self)
+        if hasattr(model, "forward_features"):
+            model.forward_features = _PatchedForwardFeatures(self)
+
+    @property
+    def active(self) -> bool:
+        """Whether this handle's patch is the one installed on the model."""
+        forward = self.model.__dict__.get("forward")
+        return isinstance(forward, _PatchedForward) and forward.handle is self
+
+    @property
+    def protected(self) -> int:
+        """Tokens that never merge: class, distillation and register tokens."""
+        return self.adapter.protected(self.model)
+
+    @property
+    def merge_scope(self) -> str:
+        """The scope in use (the config's, else the adapter's default)."""
+        return self.config.merge_scope or self.adapter.merge_scopes[0]
+
+    def schedule(self, num_tokens: int) -> list[int]:
+        """Tokens each block removes for an input of ``num_tokens`` tokens (protected tokens included)."""
+        groups = self.adapter.num_groups(self.model, self.merge_scope)
+        return resolve_schedule(
+            self.config.r, len(self.adapter.blocks(self.model)), num_tokens, self.protected, groups=groups
+        )
+
+    def tokens_per_layer(self, num_tokens: int) -> list[int]:
+        """Token count entering each block, and after the last."""
+        return tokens_per_layer(self.schedule(num_tokens), num_tokens)
+
+    def forward_tokens(self, inputs: Tensor, trace_source: bool | None = None) -> tuple[Tensor, TokenState]:
+        """Model input -> (final tokens [B, N', C] after the model's final norm, TokenState with sizes/sources).
+
+        ``trace_source`` overrides ``config.trace_source`` for this call.
+        """
+        model, adapter, config = self.model, self.adapter, self.config
+        x = adapter.embed(model, inputs)
+        state = TokenState(trace_source=config.trace_source if trace_source is None else trace_source)
+        groups, protected = adapter.num_groups(model, self.merge_scope), self.protected
+        for block, r in zip(adapter.blocks(model), self.schedule(x.shape[1])):
+            x = adapter.block_forward(
+                block, x, state, r, protected=protected, prop_attn=config.prop_attn, method=config.method, groups=groups
+            )
+        return adapter.finish(model, x), state
+
+    def forward_head(self, x: Tensor, state: TokenState, pre_logits: bool = False) -> Tensor:
+        """The model's head on merged tokens (pooling weighted by token size)."""
+        return self.adapter.head(self.model, x, state, pre_logits=pre_logits)
+
+    @torch.no_grad()
+    def source_map(self, inputs: Tensor) -> Tensor:
+        """[B, N', N] 0/1 map of one forward pass: which input tokens (protected first) each final token holds."""
+        tokens, state = self.forward_tokens(inputs, trace_source=True)
+        if state.source is None:  # nothing merged
+            return initial_source(tokens.shape[1], tokens.shape[0], device=tokens.device)
+        return state.source
+
+    def remove(self) -> None:
+        """Restore the model's own forward (a no-op if this patch was already removed or replaced)."""
+        if self.active:
+            del self.model.forward
+            self.model.__dict__.pop("forward_features", None)
+
+    def __repr__(self) -> str:
+        return f"ToMeHandle({type(self.model).__name__}, {self.config}, active={self.active})"
+
+
+@dataclass(eq=False)
+class _PatchedForward:
+    """Instance-level ``model.forward`` while patched (a picklable callable, not a closure)."""
+
+    handle: ToMeHandle = field(repr=False)
+
+    def __call__(self, x: Tensor, *args, **kwargs) -> Tensor:
+        if any(a is not None and a is not False for a in (*args, *kwargs.values())):
+            raise ValueError(
+                "The patched forward takes only the model input; extra arguments such as attention masks "
+                "cannot be combined with token merging here. Call handle.remove() first."
+            )
+        tokens, state = self.handle.forward_tokens(x)
+        return self.handle.forward_head(tokens, state)
+
+
+@dataclass(eq=False)
+class _PatchedForwardFeatures:
+    """Instance-level ``model.forward_features``: returns the merged tokens [B, N', C]."""
+
+    handle: ToMeHandle = field(repr=False)
+
+    def __call__(self, x: Tensor) -> Tensor:
+        return self.handle.forward_tokens(x)[0]
+
+
+def patch_model(
+    model: nn.Module,
+    adapter: ModelAdapter,
+    r: ScheduleSpec = 0,
+    *,
+    prop_attn: bool = True,
+    trace_source: bool = False,
+    method: str = "tome",
+    merge_scope: str | None = None,
+) -> ToMeHandle:
+    """Make ``model`` merge tokens, as ``adapter`` describes it; returns the handle (``handle.remove()`` undoes it).
+
+    Every setting is checked here, before any forward pass. Applying to an already patched model replaces
+    the previous patch (the old handle becomes inactive).
+
+    Args:
+        model: the model to patch.
+        adapter: what is particular to the model's family (see :class:`ModelAdapter`).
+        r: tokens merged per block: int, per-layer list, (r, inflection) ramp or float ratio.
+        prop_attn: proportional attention; True for supervised models, False for off-the-shelf MAE models.
+        trace_source: record which input patches each token holds (``handle.forward_tokens`` returns it).
+        method: "tome" (bipartite soft matching) or the baselines "random_merge", "random_drop".
+        merge_scope: one of ``adapter.merge_scopes`` (None: the first, the adapter's default).
+    """
+    config = ToMeConfig(r=r, prop_attn=prop_attn, trace_source=trace_source, method=method, merge_scope=merge_scope)
+    return ToMeHandle(model, adapter, config)

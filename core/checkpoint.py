@@ -1,0 +1,77 @@
+"""Reading checkpoints safely and loading them strictly, with errors that name every key that does not fit.
+
+Checkpoints are read with safetensors or ``torch.load(weights_only=True)`` (no pickled code runs). Training
+scripts wrap the state dict (MAE, MAE-ST and AudioMAE save ``{"model": state_dict, ...}``, some MAE-ST files
+``"model_state"``) and DistributedDataParallel prefixes keys with ``module.``; both are unwrapped here.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from pathlib import Path
+
+import torch
+from torch import Tensor, nn
+
+WRAPPER_KEYS = ("model", "model_state", "state_dict")
+
+
+def read_state_dict(path: str | Path) -> dict[str, Tensor]:
+    """The tensors of a checkpoint file (.safetensors, or a torch.save'd dict), unwrapped, on the CPU.
+
+    Raises:
+        FileNotFoundError: no such file.
+        ValueError: the file holds no state dict (the message lists its top-level keys).
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"Checkpoint {path} does not exist; pass the path of a .safetensors or .pth file.")
+    if path.suffix == ".safetensors":
+        from safetensors.torch import load_file
+
+        return load_file(str(path))
+    try:
+        obj = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as error:  # unpickling errors have many types; say what the file is
+        raise ValueError(f"Could not read checkpoint {path} with torch.load(weights_only=True): {error}") from error
+    for key in WRAPPER_KEYS:
+        if isinstance(obj, Mapping) and isinstance(obj.get(key), Mapping):
+            obj = obj[key]
+            break
+    if not isinstance(obj, Mapping) or not all(isinstance(v, Tensor) for v in obj.values()):
+        keys = list(obj)[:10] if isinstance(obj, Mapping) else type(obj).__name__
+        raise ValueError(
+            f"Checkpoint {path} holds no state dict of tensors (found {keys}); expected tensors at the top level "
+            f"or under one of {WRAPPER_KEYS}."
+        )
+    if obj and all(k.startswith("module.") for k in obj):
+        obj = {k.removeprefix("module."): v for k, v in obj.items()}
+    return dict(obj)
+
+
+def load_state_dict_exactly(model: nn.Module, state: Mapping[str, Tensor], source: str = "checkpoint") -> nn.Module:
+    """Copy ``state`` into ``model``, casting to each parameter's dtype; every key must match in name and shape.
+
+    Raises:
+        ValueError: naming the missing, unexpected and mis-shaped keys (with both shapes).
+    """
+    own = model.state_dict()
+    missing = sorted(set(own) - set(state))
+    unexpected = sorted(set(state) - set(own))
+    misshaped = [
+        f"{k}: checkpoint {tuple(state[k].shape)} vs model {tuple(own[k].shape)}"
+        for k in sorted(set(own) & set(state))
+        if state[k].shape != own[k].shape
+    ]
+    if missing or unexpected or misshaped:
+        problems = [
+            f"{name} ({len(keys)}): {', '.join(keys[:8])}{' ...' if len(keys) > 8 else ''}"
+            for name, keys in (("missing", missing), ("unexpected", unexpected), ("mis-shaped", misshaped))
+            if keys
+        ]
+        raise ValueError(
+            f"The {source} does not fit {type(model).__name__}: " + "; ".join(problems) + ". Check that the model "
+            "configuration (size, depth, classes, frames, patch sizes, class token) matches the checkpoint."
+        )
+    model.load_state_dict({k: v.to(own[k].dtype) for k, v in state.items()})
+    return model
