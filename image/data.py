@@ -6,26 +6,14 @@ skipped files ends up in the evaluation results.
 
 from __future__ import annotations
 
-import logging
-from dataclasses import dataclass
 from pathlib import Path
 
-import torch
 from timm.data import create_transform, resolve_data_config
 from torch import nn
 from torch.utils.data import DataLoader, Subset
 from torchvision.datasets import ImageFolder
 
-log = logging.getLogger(__name__)
-
-
-@dataclass(frozen=True)
-class Unreadable:
-    """Stands in for a sample whose file could not be decoded."""
-
-    path: str
-    error: str
-
+from tokenmerge.core.data import Unreadable, collate_skipping
 
 class SkippingImageFolder(ImageFolder):
     """``ImageFolder`` whose items are ``(image, target)`` or :class:`Unreadable` for corrupt files."""
@@ -39,28 +27,6 @@ class SkippingImageFolder(ImageFolder):
         except (OSError, ValueError, SyntaxError) as error:
             return Unreadable(path, f"{type(error).__name__}: {error}")
         return image, target
-
-
-@dataclass
-class Batch:
-    """images: [B, 3, H, W]; targets: [B]; skipped: files of this batch that could not be read."""
-
-    images: torch.Tensor
-    targets: torch.Tensor
-    skipped: list[Unreadable]
-
-
-def collate_skipping(items) -> Batch:
-    """Stack readable samples; report and drop unreadable ones."""
-    good = [item for item in items if not isinstance(item, Unreadable)]
-    skipped = [item for item in items if isinstance(item, Unreadable)]
-    for bad in skipped:
-        log.warning("skipping unreadable image %s (%s)", bad.path, bad.error)
-    if not good:
-        return Batch(torch.empty(0), torch.empty(0, dtype=torch.long), skipped)
-    images = torch.stack([image for image, _ in good])
-    targets = torch.tensor([target for _, target in good])
-    return Batch(images, targets, skipped)
 
 
 def eval_transform(model: nn.Module):
@@ -85,7 +51,7 @@ def build_eval_loader(
         max_samples: evaluate an evenly spaced subset of this size (quick runs); None for all.
 
     Yields:
-        :class:`Batch` objects.
+        :class:`tokenmerge.core.data.Batch` objects (inputs: [B, 3, H, W] images).
     """
     root = Path(root)
     if not root.is_dir():

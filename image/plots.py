@@ -23,7 +23,7 @@ def plot_accuracy_vs_speed(rows: list[dict], path: str | Path, title: str = "") 
     ):
         for method in methods:
             points = [reference] + [r for r in rows[1:] if r["method"] == method]
-            xs, ys = [p["images_per_s"] for p in points], [100 * p[metric] for p in points]
+            xs, ys = [p["samples_per_s"] for p in points], [100 * p[metric] for p in points]
             ax.plot(xs, ys, marker="o", label=LABELS.get(method, method))
             if method == "tome":
                 for p, x, y in zip(points, xs, ys):

@@ -29,7 +29,7 @@ def test_corrupt_file_is_reported_and_skipped(tmp_path, tiny_model, caplog):
     skipped = [s for b in batches for s in b.skipped]
     assert [s.path for s in skipped] == [str(bad)]
     assert "corrupt.png" in caplog.text
-    assert batches[0].images.shape[1:] == (3, 32, 32) and batches[0].images.dtype == torch.float32
+    assert batches[0].inputs.shape[1:] == (3, 32, 32) and batches[0].inputs.dtype == torch.float32
 
 
 def test_missing_root_says_what_to_pass(tmp_path, tiny_model):

@@ -23,16 +23,16 @@ def setup(tmp_path_factory):
 
 def test_sweep_rows(setup, tmp_path):
     model, loader = setup
-    reference_out = model(next(iter(loader)).images)
+    reference_out = model(next(iter(loader)).inputs)
     settings = [Setting("tome", 8), Setting("random_drop", 8), Setting("tome", (8, -1.0))]
     rows = sweep(model, loader, settings, throughput_batch=4, throughput_rounds=1)
     assert [(r["method"], r["r"]) for r in rows] == [("tome", 0), ("tome", 8), ("random_drop", 8), ("tome", [8, -1.0])]
     base, tome = rows[0], rows[1]
     assert base["agreement"] == 1.0 and base["kl"] == pytest.approx(0, abs=1e-6) and base["ideal_speedup"] == 1.0
     assert tome["final_tokens"] == 65 - 16 and tome["schedule"] == [8, 8] and tome["ideal_speedup"] > 1.1
-    assert all(0 <= r["top1"] <= r["top5"] <= 1 and r["samples"] == 42 and r["images_per_s"] > 0 for r in rows)
+    assert all(0 <= r["top1"] <= r["top5"] <= 1 and r["samples"] == 42 and r["samples_per_s"] > 0 for r in rows)
     assert "forward" not in model.__dict__  # the sweep restores the model
-    torch.testing.assert_close(model(next(iter(loader)).images), reference_out)
+    torch.testing.assert_close(model(next(iter(loader)).inputs), reference_out)
     json_path, csv_path = write_results(rows, tmp_path, model="tiny")
     assert json.loads(json_path.read_text())["results"][1]["r"] == 8
     assert len(csv_path.read_text().strip().splitlines()) == 5
