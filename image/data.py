@@ -15,6 +15,7 @@ from torchvision.datasets import ImageFolder
 
 from tokenmerge.core.data import Unreadable, collate_skipping
 
+
 class SkippingImageFolder(ImageFolder):
     """``ImageFolder`` whose items are ``(image, target)`` or :class:`Unreadable` for corrupt files."""
 
