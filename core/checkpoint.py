@@ -7,6 +7,7 @@ scripts wrap the state dict (MAE, MAE-ST and AudioMAE save ``{"model": state_dic
 
 from __future__ import annotations
 
+import json
 from collections.abc import Mapping
 from pathlib import Path
 
@@ -75,3 +76,23 @@ def load_state_dict_exactly(model: nn.Module, state: Mapping[str, Tensor], sourc
         )
     model.load_state_dict({k: v.to(own[k].dtype) for k, v in state.items()})
     return model
+
+
+def save_safetensors(model: nn.Module, path: str | Path, dtype: torch.dtype = torch.float16, **metadata) -> Path:
+    """Save ``model``'s state dict as safetensors in ``dtype``; every metadata value is stored as JSON."""
+    from safetensors.torch import save_file
+
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tensors = {k: v.detach().to(dtype).contiguous() for k, v in model.state_dict().items()}
+    save_file(tensors, str(path), metadata={k: json.dumps(v) for k, v in metadata.items()})
+    return path
+
+
+def read_safetensors_metadata(path: str | Path) -> dict:
+    """The JSON-decoded metadata of a safetensors file written by :func:`save_safetensors`."""
+    from safetensors import safe_open
+
+    with safe_open(str(path), framework="pt") as f:
+        raw = f.metadata() or {}
+    return {k: json.loads(v) for k, v in raw.items()}

@@ -68,6 +68,9 @@ class SpatiotemporalViT(nn.Module):
         dropout: dropout before the classifier (MAE-ST's default 0.5).
         drop_path_rate: stochastic depth, linearly increasing over blocks.
         norm_eps: LayerNorm epsilon (1e-6 in MAE-ST).
+
+    Attributes:
+        arch: the architecture arguments (saved with our checkpoints so they can be rebuilt).
     """
 
     def __init__(
@@ -90,6 +93,22 @@ class SpatiotemporalViT(nn.Module):
         norm_eps: float = 1e-6,
     ):
         super().__init__()
+        self.arch = dict(
+            num_frames=num_frames,
+            t_patch_size=t_patch_size,
+            img_size=img_size,
+            patch_size=patch_size,
+            in_chans=in_chans,
+            embed_dim=embed_dim,
+            depth=depth,
+            num_heads=num_heads,
+            mlp_ratio=mlp_ratio,
+            num_classes=num_classes,
+            sep_pos_embed=sep_pos_embed,
+            cls_embed=cls_embed,
+            qkv_bias=qkv_bias,
+            norm_eps=norm_eps,
+        )
         self.patch_embed = TubeletEmbed(num_frames, t_patch_size, img_size, patch_size, in_chans, embed_dim)
         slices, height, width = self.patch_embed.grid_size
         self.sep_pos_embed, self.cls_embed = sep_pos_embed, cls_embed

@@ -1,0 +1,77 @@
+"""Speed comparisons of model variants in one run: measured speedup beside the FLOPs-ideal one.
+
+Every variant sees the same input batch, dtype and device; variants are timed in interleaved rounds
+(median), and the first variant is the baseline (the unpatched model with the same fused attention).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import torch
+from torch import Tensor
+
+from .flops import count_flops
+from .throughput import measure_interleaved
+
+
+def compare_variants(
+    variants: dict[str, Callable[[Tensor], Tensor]],
+    inputs: Tensor,
+    *,
+    rounds: int = 5,
+    warmup: int = 1,
+    **extra,
+) -> list[dict]:
+    """Time every variant on ``inputs`` and count its FLOPs on one sample.
+
+    Args:
+        variants: name -> callable (a model, patched or not); the first is the baseline.
+        inputs: [B, ...] one batch, already on the device and in the dtype to measure.
+        rounds, warmup: interleaved timed rounds and untimed warm-up calls per variant.
+        **extra: recorded in every row (model name, batch, ...).
+
+    Returns:
+        One row per variant: samples/s, speedup over the baseline, GFLOPs per sample, ideal speedup,
+        device, dtype, threads, rounds.
+    """
+    flops = {name: count_flops(fn, inputs[:1]) for name, fn in variants.items()}
+    speed = measure_interleaved(
+        {name: (lambda fn=fn: fn(inputs)) for name, fn in variants.items()},
+        batch_size=inputs.shape[0],
+        device=inputs.device,
+        dtype=inputs.dtype,
+        rounds=rounds,
+        warmup=warmup,
+    )
+    base = next(iter(variants))
+    return [
+        {
+            **extra,
+            "variant": name,
+            "samples_per_s": speed[name].samples_per_s,
+            "speedup": speed[name].samples_per_s / speed[base].samples_per_s,
+            "gflops": flops[name] / 1e9,
+            "ideal_speedup": flops[base] / flops[name],
+            "batch": inputs.shape[0],
+            "dtype": str(inputs.dtype).removeprefix("torch."),
+            "device": speed[name].device,
+            "threads": speed[name].threads,
+            "rounds": rounds,
+        }
+        for name in variants
+    ]
+
+
+def peak_cuda_memory(fn: Callable[[], object], device: torch.device | str) -> int | None:
+    """Peak CUDA memory in bytes allocated while ``fn()`` runs (None off CUDA)."""
+    device = torch.device(device)
+    if device.type != "cuda":
+        return None
+    torch.cuda.synchronize(device)
+    torch.cuda.reset_peak_memory_stats(device)
+    before = torch.cuda.memory_allocated(device)
+    with torch.inference_mode():
+        fn()
+    torch.cuda.synchronize(device)
+    return torch.cuda.max_memory_allocated(device) - before

@@ -1,0 +1,36 @@
+"""The embedded default video model: a small SpatiotemporalViT trained here on the moving-objects task.
+
+8 frames of 32 x 32 pixels, tubelets of 2 frames x 4 x 4 pixels: 4 time slices x 64 patches = 256 tokens plus
+the class token. Weights ship as float16 safetensors with the architecture, class names and training
+record in the metadata; ``python -m tokenmerge.video.train_embedded`` reproduces them.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from tokenmerge.core.checkpoint import load_state_dict_exactly, read_safetensors_metadata, read_state_dict
+
+from .model import SpatiotemporalViT
+
+WEIGHTS = Path(__file__).parent / "weights" / "clip_vit.safetensors"
+ARCH = dict(num_frames=8, t_patch_size=2, img_size=32, patch_size=4, embed_dim=128, depth=4, num_heads=4, mlp_ratio=4.0)
+
+
+def create_embedded_model(num_classes: int, **overrides) -> SpatiotemporalViT:
+    """A randomly initialised model of the embedded architecture (no head dropout unless overridden)."""
+    return SpatiotemporalViT(**{**ARCH, "num_classes": num_classes, "dropout": 0.0, **overrides})
+
+
+def load_embedded_model(path: str | Path = WEIGHTS) -> tuple[SpatiotemporalViT, list[str]]:
+    """Load a model saved by the training script (float32, eval mode). Returns (model, class names)."""
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(
+            f"No embedded video model at {path}. Train one with `python -m tokenmerge.video.train_embedded` "
+            "or pass the path of a checkpoint."
+        )
+    meta = read_safetensors_metadata(path)
+    model = SpatiotemporalViT(**meta["arch"], dropout=0.0)
+    load_state_dict_exactly(model, read_state_dict(path), source=f"embedded weights {path}")
+    return model.eval(), meta["classes"]

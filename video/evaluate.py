@@ -1,0 +1,65 @@
+"""Accuracy-vs-speed evaluation of Token Merging on video classifiers, with MAE-ST's multi-view testing.
+
+Each test video gives V views (temporal clips x spatial crops); the model's softmax scores are averaged over
+the views, as MAE-ST (and SlowFast) test, and the log of the averaged scores serves as the logits for top-1,
+top-5, agreement and KL. Throughput is measured per view (one clip per sample), so speedups compare the
+model, not the number of views.
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import Tensor, nn
+
+from tokenmerge.core.evaluation import Setting, sweep_settings
+
+from .patch import apply_patch
+
+
+def multiview_forward(model: nn.Module, clips: Tensor) -> Tensor:
+    """clips [B, V, 3, T, H, W] (or [B, 3, T, H, W]) -> [B, K] log of the view-averaged softmax scores."""
+    if clips.dim() == 5:
+        return model(clips).float().log_softmax(-1)
+    batch, views = clips.shape[:2]
+    probs = model(clips.flatten(0, 1)).float().softmax(-1).view(batch, views, -1).mean(1)
+    return probs.clamp_min(torch.finfo(probs.dtype).tiny).log()
+
+
+def sweep(
+    model: nn.Module,
+    loader,
+    settings: list[Setting],
+    *,
+    prop_attn: bool = True,
+    device: torch.device | str = "cpu",
+    throughput_batch: int = 8,
+    throughput_rounds: int = 5,
+    throughput_threads: int | None = None,
+    dtype: torch.dtype = torch.float32,
+) -> list[dict]:
+    """Evaluate every setting (method, r, merge scope) on an unpatched SpatiotemporalViT; restores it afterwards.
+
+    Args:
+        model: an unpatched :class:`~tokenmerge.video.SpatiotemporalViT`.
+        loader: batches whose inputs are [B, V, 3, T, H, W] (see :func:`tokenmerge.video.data.build_video_loader`).
+        settings: methods, schedules and scopes ("spacetime" / "frame"); "tome r=0" is added first as the reference.
+        prop_attn: proportional attention for every merged setting.
+        device, throughput_batch, throughput_rounds, throughput_threads, dtype: see
+            :func:`tokenmerge.core.evaluation.sweep_settings`.
+    """
+    handle = apply_patch(model, r=0, prop_attn=prop_attn)
+    try:
+        return sweep_settings(
+            handle,
+            loader,
+            settings,
+            (model.patch_embed.proj.in_channels, *model.patch_embed.input_size),
+            device=device,
+            throughput_batch=throughput_batch,
+            throughput_rounds=throughput_rounds,
+            throughput_threads=throughput_threads,
+            dtype=dtype,
+            forward=multiview_forward,
+        )
+    finally:
+        handle.remove()
