@@ -3,7 +3,7 @@
 Bolya et al., "Token Merging: Your ViT But Faster", ICLR 2023 (arXiv 2210.09461).
 """
 
-from .adapter import ModelAdapter, ToMeConfig, ToMeHandle, patch_model
+from .adapter import ModelAdapter, ToMeConfig, ToMeHandle, patch_model, temporary_patch
 from .attention import proportional_attention, size_bias
 from .block import attention_with_metric, check_block, merging_block_forward
 from .dropping import TokenDropping, random_token_dropping
@@ -35,6 +35,7 @@ __all__ = [
     "patch_model",
     "size_weighted_mean",
     "size_weighted_pool",
+    "temporary_patch",
     "REDUCTIONS",
     "TokenState",
     "agreement",

@@ -14,7 +14,8 @@ instance attributes that re-drive the model's own submodules, and ``handle.remov
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass, field, fields
 
 import torch
@@ -254,3 +255,20 @@ def patch_model(
     """
     config = ToMeConfig(r=r, prop_attn=prop_attn, trace_source=trace_source, method=method, merge_scope=merge_scope)
     return ToMeHandle(model, adapter, config)
+
+
+@contextmanager
+def temporary_patch(model: nn.Module, adapter: ModelAdapter, r: ScheduleSpec = 0, **settings) -> Iterator[ToMeHandle]:
+    """Patch ``model`` for the duration of a ``with`` block, then put back exactly what was there before.
+
+    A patch the user had installed is restored afterwards (its handle is active again), so helpers such as
+    visualizations never change the state of a model they were given. ``settings`` as in :func:`patch_model`.
+    """
+    saved = {name: model.__dict__[name] for name in ("forward", "forward_features") if name in model.__dict__}
+    handle = patch_model(model, adapter, r, **settings)
+    try:
+        yield handle
+    finally:
+        handle.remove()
+        for name, value in saved.items():
+            setattr(model, name, value)

@@ -15,12 +15,13 @@ import numpy as np
 import torch
 from PIL import Image
 
+from tokenmerge.core.plots import plot_accuracy_vs_speed
+
 from .data import build_eval_loader
 from .embedded import WEIGHTS, load_embedded_model, read_metadata
 from .evaluate import Setting, format_table, sweep, write_results
 from .experiment import embedded_val_root
 from .photo_objects import PHOTOS, load_photos, object_on_background
-from .plots import plot_accuracy_vs_speed
 from .visualize import visualize_merges
 
 R_VALUES = (2, 4, 6, 8, 10, 12, 16)

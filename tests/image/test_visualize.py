@@ -52,3 +52,14 @@ def test_command_line_on_a_real_photo(tmp_path):
     result = subprocess.run(cmd, capture_output=True, text=True, timeout=300)
     assert result.returncode == 0, result.stderr[-2000:]
     assert Image.open(tmp_path / "m.png").size == (448, 224)
+
+
+def test_visualize_merges_keeps_the_users_patch():
+    from tokenmerge.image import apply_patch
+
+    torch.manual_seed(0)
+    model = VisionTransformer(img_size=32, patch_size=4, embed_dim=32, depth=2, num_heads=2, num_classes=3).eval()
+    model.pretrained_cfg = dict(DATA_CONFIG)
+    handle = apply_patch(model, r=3)
+    visualize_merges(model, Image.new("RGB", (40, 40)), r=8, scale_to=32)
+    assert handle.active and handle.config.r == 3

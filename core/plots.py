@@ -13,22 +13,26 @@ LABELS = {"tome": "ToMe (bipartite soft matching)", "random_merge": "random merg
 
 
 def plot_accuracy_vs_speed(rows: list[dict], path: str | Path, title: str = "") -> Path:
-    """Two panels, top-1 and agreement (%) against images/s, one line per method, points labelled with r."""
+    """Two panels, top-1 and agreement (%) against samples/s, one line per method (and merge scope), points
+    labelled with r. Sweeps with several scopes (video) get one line per method and scope."""
     fig, axes = plt.subplots(1, 2, figsize=(11, 4.2))
-    methods = list(dict.fromkeys(row["method"] for row in rows))
+    scoped = len({row.get("merge_scope") for row in rows}) > 1
+    line_of = lambda row: f"{row['method']} {row['merge_scope']}" if scoped else row["method"]  # noqa: E731
+    methods = list(dict.fromkeys(line_of(row) for row in rows[1:]))
     reference = rows[0]
     for ax, metric, label in (
         (axes[0], "top1", "top-1 accuracy (%)"),
         (axes[1], "agreement", "agreement with r=0 (%)"),
     ):
         for method in methods:
-            points = [reference] + [r for r in rows[1:] if r["method"] == method]
+            points = [reference] + [r for r in rows[1:] if line_of(r) == method]
             xs, ys = [p["samples_per_s"] for p in points], [100 * p[metric] for p in points]
-            ax.plot(xs, ys, marker="o", label=LABELS.get(method, method))
-            if method == "tome":
+            name, _, scope = method.partition(" ")
+            ax.plot(xs, ys, marker="o", label=LABELS.get(name, name) + (f" ({scope})" if scope else ""))
+            if name == "tome" and scope != "frame":
                 for p, x, y in zip(points, xs, ys):
                     ax.annotate(f"r={p['r']}", (x, y), textcoords="offset points", xytext=(4, 4), fontsize=7)
-        ax.set_xlabel(f"throughput (images/s, batch {reference['throughput_batch']}, {reference['device']})")
+        ax.set_xlabel(f"throughput (samples/s, batch {reference['throughput_batch']}, {reference['device']})")
         ax.set_ylabel(label)
         ax.grid(alpha=0.3)
     axes[0].legend()

@@ -1,0 +1,30 @@
+"""Frame-grid merge pictures: groups keep one colour across frames; scopes differ; the user's patch survives."""
+
+import numpy as np
+import torch
+
+from tokenmerge.core.visualize import render_groups
+from tokenmerge.video import SpatiotemporalViT, apply_patch
+from tokenmerge.video.visualize import visualize_clip_merges
+
+TINY = dict(num_frames=4, t_patch_size=2, img_size=16, patch_size=4, embed_dim=32, depth=2, num_heads=2, num_classes=3)
+
+
+def test_a_group_spanning_frames_gets_one_colour():
+    frames = np.zeros((2, 4, 4, 3), dtype=np.uint8)
+    frames[0], frames[1] = 100, 200
+    groups = np.zeros((2, 2, 2), dtype=int)  # one group over both frames
+    out = render_groups(frames, groups, border=False)
+    assert (out == 150).all()
+
+
+def test_clip_picture_size_and_patch_restored():
+    torch.manual_seed(0)
+    model = SpatiotemporalViT(**TINY).eval()
+    handle = apply_patch(model, r=2)
+    clip = torch.rand(3, 4, 16, 16) * 2 - 1
+    picture = visualize_clip_merges(model, clip, r=6, frame_height=32)
+    assert picture.size == (4 * 32, 2 * 32) and handle.active and handle.config.r == 2
+    spacetime = np.asarray(visualize_clip_merges(model, clip, r=6, frame_height=16))
+    frame = np.asarray(visualize_clip_merges(model, clip, r=6, merge_scope="frame", frame_height=16))
+    assert spacetime.shape == frame.shape and not np.array_equal(spacetime, frame)
