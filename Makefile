@@ -18,6 +18,7 @@ $(STAMP):
 
 demo: venv
 	$(PY) -m tokenmerge.image.demo
+	$(PY) -m tokenmerge.video.demo
 
 # pytest exits 5 when it collects no tests: fail loudly rather than pass an empty suite.
 test: venv

@@ -1,7 +1,8 @@
 """Token Merging on the embedded moving-objects video ViT, offline, on CPU: both merge scopes and random dropping.
 
 Sweeps r on held-out clips (generated in memory from the evaluation halves of the photographs, one view per
-clip), then prints a table and writes results.json / results.csv and an accuracy-vs-throughput plot:
+clip), then prints a table and writes results.json / results.csv, an accuracy-vs-throughput plot and frame
+grids of merged groups in both scopes (merges.png):
 
     python -m tokenmerge.video.demo [--out outputs/demo/video] [--quick]
 """
@@ -12,6 +13,7 @@ import argparse
 from pathlib import Path
 
 import torch
+from PIL import Image
 
 from tokenmerge.core.data import Batch
 from tokenmerge.core.evaluation import Setting, format_table, write_results
@@ -19,7 +21,8 @@ from tokenmerge.core.plots import plot_accuracy_vs_speed
 
 from .embedded import WEIGHTS, load_embedded_model
 from .evaluate import sweep
-from .moving_objects import validation_clips
+from .moving_objects import MEAN, STD, validation_clips
+from .visualize import visualize_clip_merges
 
 R_VALUES = (8, 16, 24, 32, 40)
 SETTINGS = (("tome", "spacetime"), ("tome", "frame"), ("random_drop", "spacetime"))
@@ -31,6 +34,19 @@ def clip_batches(per_class: int, seed: int = 100, batch_size: int = 64) -> list[
     return [
         Batch(clips[i : i + batch_size, None], labels[i : i + batch_size], []) for i in range(0, len(clips), batch_size)
     ]
+
+
+def merge_gallery(model: torch.nn.Module, clips: torch.Tensor, r: int) -> Image.Image:
+    """Frame grids of a few clips, each in the spacetime scope and then the frame scope, stacked vertically."""
+    panels = [
+        visualize_clip_merges(model, clip, r, merge_scope=scope, mean=(MEAN,) * 3, std=(STD,) * 3)
+        for clip in clips
+        for scope in ("spacetime", "frame")
+    ]
+    gallery = Image.new("RGB", (panels[0].width, sum(p.height for p in panels)))
+    for i, panel in enumerate(panels):
+        gallery.paste(panel, (0, i * panel.height))
+    return gallery
 
 
 def run_demo(
@@ -52,7 +68,9 @@ def run_demo(
     json_path, csv_path = write_results(rows, out_dir, model="embedded moving-objects video ViT", classes=classes)
     title = f"Embedded moving-objects video ViT ({len(classes)} classes, {rows[0]['samples']} held-out clips)"
     plot_path = plot_accuracy_vs_speed(rows, out_dir / "accuracy_vs_throughput.png", title)
-    for path in (json_path, csv_path, plot_path):
+    gallery_path = out_dir / "merges.png"
+    merge_gallery(model, loader[0].inputs[:3, 0], r=24).save(gallery_path)
+    for path in (json_path, csv_path, plot_path, gallery_path):
         print(f"wrote {path}")
     return rows
 

@@ -1,7 +1,8 @@
 """The embedded video task: which of two objects moves first? Clips made from real photographs, offline.
 
 Each clip has 8 frames of 32 x 32 pixels: a background (a crop of one photograph bundled with scikit-image)
-and two small objects (8-11 px crops of two other photographs from a list of 10 object classes). In the first
+and two small objects (9-12 px thumbnails of large regions of two other photographs, from a list of 10
+object classes). In the first
 half of the clip object A moves (2-3 px per frame in a random direction) while object B stands still; in the
 second half B moves and A stands still. The label is A's photograph.
 
@@ -42,7 +43,8 @@ CLASSES = (
 #: Background-only photographs (textures and scenes), besides the object classes.
 BACKGROUNDS = ("brick", "grass", "gravel", "moon", "retina", "page", "cell", "clock")
 FRAMES, SIZE = 8, 32
-OBJECT_SIDES = (8, 11)
+OBJECT_SIDES = (9, 12)
+OBJECT_CROPS = (96, 256)  # side of the photo region an object shows, before shrinking: a thumbnail, recognisable
 SPEEDS = (2, 3)  # pixels per frame
 TRAIN_FRACTION = 0.65
 MEAN = STD = 0.5
@@ -106,7 +108,7 @@ def make_clip(photos: dict[str, np.ndarray], label: int, split: str, rng: np.ran
     objects = []
     for index, moving in ((label, range(1, FRAMES // 2)), (second, range(FRAMES // 2 + 1, FRAMES))):
         side = int(rng.integers(OBJECT_SIDES[0], OBJECT_SIDES[1] + 1))
-        patch = _crop(photos[CLASSES[index]], split, rng, int(rng.integers(24, 64)), side)
+        patch = _crop(photos[CLASSES[index]], split, rng, int(rng.integers(*OBJECT_CROPS)), side)
         objects.append((patch, _trajectory(rng, side, moving)))
     if rng.random() < 0.5:  # which object is drawn on top must not give the answer away
         objects.reverse()
