@@ -90,6 +90,7 @@ def main() -> None:
                 f"{row['speedup']:>8.2f}x{row['ideal_speedup']:>7.2f}x{row['speedup'] / row['ideal_speedup']:>9.2f}",
                 flush=True,
             )
+        write_json(rows, args.out, benchmark="video_throughput", args=vars(args))  # keep finished models
     dim = create_model("vit_large_patch16", depth=1).blocks[0].attn.head_dim
     cost = matching_cost(dim, device, dtype, args.batch)
     for scope, c in cost.items():

@@ -18,7 +18,6 @@ embedded default goes through the same loader and transforms as ImageNet.
 
 from __future__ import annotations
 
-import warnings
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
@@ -27,73 +26,26 @@ import torch
 from PIL import Image
 from torch.utils.data import Dataset
 
+from tokenmerge.core.photos import PHOTOS, load_photo, load_photos
+
 #: Fraction of each photo's width used for training crops; evaluation crops come from the rest.
 TRAIN_FRACTION = 0.65
 CROP_SIDES = (40, 96)  # crop side in pixels, drawn uniformly, before resizing
 OBJECT_SIDES = (10, 14)  # side of the pasted object on the canvas, in pixels
 
-
-def _skimage(name: str) -> Callable[[], np.ndarray]:
-    def load() -> np.ndarray:
-        import skimage.data
-
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")
-            return getattr(skimage.data, name)()
-
-    return load
-
-
-def _sklearn(filename: str) -> Callable[[], np.ndarray]:
-    def load() -> np.ndarray:
-        from sklearn.datasets import load_sample_image
-
-        return load_sample_image(filename)
-
-    return load
-
-
-PHOTOS: dict[str, Callable[[], np.ndarray]] = {
-    **{
-        name: _skimage(name)
-        for name in (
-            "astronaut",
-            "brick",
-            "camera",
-            "cell",
-            "chelsea",
-            "clock",
-            "coffee",
-            "coins",
-            "colorwheel",
-            "grass",
-            "gravel",
-            "hubble_deep_field",
-            "immunohistochemistry",
-            "logo",
-            "moon",
-            "page",
-            "retina",
-            "rocket",
-            "text",
-        )
-    },
-    "china": _sklearn("china.jpg"),
-    "flower": _sklearn("flower.jpg"),
-}
-
-
-def load_photo(name: str) -> np.ndarray:
-    """The photo ``name`` as [H, W, 3] uint8 RGB."""
-    image = np.asarray(PHOTOS[name]())
-    if image.ndim == 2:
-        image = np.repeat(image[..., None], 3, axis=-1)
-    return np.ascontiguousarray(image[..., :3]).astype(np.uint8)
-
-
-def load_photos() -> dict[str, np.ndarray]:
-    """All class photos by name (sorted, the class order of ``ImageFolder``)."""
-    return {name: load_photo(name) for name in sorted(PHOTOS)}
+__all__ = [
+    "CROP_SIDES",
+    "OBJECT_SIDES",
+    "PHOTOS",
+    "TRAIN_FRACTION",
+    "RandomObjects",
+    "class_images",
+    "load_photo",
+    "load_photos",
+    "object_on_background",
+    "random_crop",
+    "write_image_folder",
+]
 
 
 def random_crop(photo: np.ndarray, split: str, rng: np.random.Generator, size: int) -> Image.Image:

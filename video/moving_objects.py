@@ -19,13 +19,16 @@ recognise a photograph's content rather than memorise pixels. Clips are normaliz
 from __future__ import annotations
 
 import csv
-import warnings
 from pathlib import Path
 
 import numpy as np
 import torch
 from PIL import Image
 from torch.utils.data import Dataset
+
+from tokenmerge.core.photos import load_photo
+
+from .data import ClipSampling
 
 #: Object classes: visually distinct photographs bundled with scikit-image.
 CLASSES = (
@@ -48,18 +51,18 @@ OBJECT_CROPS = (96, 256)  # side of the photo region an object shows, before shr
 SPEEDS = (2, 3)  # pixels per frame
 TRAIN_FRACTION = 0.65
 MEAN = STD = 0.5
-
-
-def load_photo(name: str) -> np.ndarray:
-    """A scikit-image sample photograph as [H, W, 3] uint8 RGB."""
-    import skimage.data
-
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        image = np.asarray(getattr(skimage.data, name)())
-    if image.ndim == 2:
-        image = np.repeat(image[..., None], 3, axis=-1)
-    return np.ascontiguousarray(image[..., :3]).astype(np.uint8)
+#: How :func:`tokenmerge.video.data.build_video_loader` reads written clips back: one view of every frame, as made.
+SAMPLING = ClipSampling(
+    num_frames=FRAMES,
+    sampling_rate=1,
+    target_fps=None,
+    num_temporal_views=1,
+    num_spatial_crops=1,
+    short_side=SIZE,
+    crop_size=SIZE,
+    mean=(MEAN,) * 3,
+    std=(STD,) * 3,
+)
 
 
 def _crop(photo: np.ndarray, split: str, rng: np.random.Generator, side: int, out: int) -> np.ndarray:

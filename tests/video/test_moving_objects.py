@@ -4,7 +4,20 @@ import numpy as np
 import pytest
 import torch
 
-from tokenmerge.video.moving_objects import CLASSES, FRAMES, SIZE, RandomClips, load_photos, make_clip, to_tensor
+from tokenmerge.video.data import build_video_loader
+from tokenmerge.video.moving_objects import (
+    BACKGROUNDS,
+    CLASSES,
+    FRAMES,
+    SAMPLING,
+    SIZE,
+    STD,
+    RandomClips,
+    load_photos,
+    make_clip,
+    to_tensor,
+    write_video_dataset,
+)
 from tokenmerge.video.train_embedded import shuffled_frames, single_frame
 
 
@@ -44,3 +57,39 @@ def test_time_controls_keep_content_and_destroy_order():
     shuffled = shuffled_frames(clips, g)
     assert not torch.equal(shuffled, clips)
     assert torch.equal(shuffled.sum(2), clips.sum(2)) or torch.allclose(shuffled.sum(2), clips.sum(2), atol=1e-4)
+
+
+def test_the_labelled_object_moves_first():
+    """Flat-colour photographs: every pixel that changes in the first half shows A before or after, B in the second."""
+    names = [*CLASSES, *BACKGROUNDS]
+    colours = {name: 10 + 12 * i for i, name in enumerate(names)}
+    flat = {name: np.full((300, 400, 3), colours[name], dtype=np.uint8) for name in names}
+    for seed in range(10):
+        label = seed % len(CLASSES)
+        clip = make_clip(flat, label, "val", np.random.default_rng(seed))[..., 0].astype(int)
+        background = np.bincount(clip[0].ravel()).argmax()  # the objects cover well under half the frame
+        movers = []
+        for half in (range(FRAMES // 2 - 1), range(FRAMES // 2, FRAMES - 1)):
+            before, after = clip[list(half)], clip[[t + 1 for t in half]]
+            changed = before != after
+            assert changed.any()
+            shows = {n for n, c in colours.items() if np.all((before[changed] == c) | (after[changed] == c))}
+            movers.append({n for n in shows if colours[n] != background})
+        assert movers[0] == {CLASSES[label]}
+        assert len(movers[1]) == 1 and movers[1] <= set(CLASSES) - movers[0]
+
+
+def test_written_clips_decode_close_to_the_originals(tmp_path, photos):
+    root = write_video_dataset(tmp_path, per_class=1, seed=0)
+    assert (root / "classes.txt").read_text().split() == list(CLASSES)
+    rows = [line.split(",") for line in (root / "val.csv").read_text().splitlines()]
+    assert [int(label) for _, label in rows] == list(range(len(CLASSES)))
+    batch = next(iter(build_video_loader(root / "val.csv", sampling=SAMPLING, batch_size=len(CLASSES), workers=0)))
+    assert batch.inputs.shape == (len(CLASSES), 1, 3, FRAMES, SIZE, SIZE) and not batch.skipped
+    for label in range(len(CLASSES)):
+        original = to_tensor(make_clip(photos, label, "val", np.random.default_rng([0, label])))
+        error = ((batch.inputs[label, 0] - original) * STD * 255).abs()  # in pixel levels
+        assert error.mean() < 3 and batch.targets[label] == label
+    stamp = (root / "val.csv").stat().st_mtime_ns
+    assert write_video_dataset(tmp_path, per_class=1, seed=0) == root  # a complete dataset is reused
+    assert (root / "val.csv").stat().st_mtime_ns == stamp

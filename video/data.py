@@ -1,0 +1,342 @@
+"""Kinetics-style video evaluation data, sampled into views the way MAE-ST tests its models.
+
+Every video gives V = ``num_temporal_views`` x ``num_spatial_crops`` views, each a clip of ``num_frames``
+frames: the model's scores are averaged over the views (see :mod:`tokenmerge.video.evaluate`). The defaults
+of :class:`ClipSampling` are MAE-ST's Kinetics-400 test settings (Feichtenhofer et al., NeurIPS 2022;
+facebookresearch/mae_st):
+
+- ``num_frames=16``, ``sampling_rate=4``: MAE-ST's fine-tuning recipe and checkpoints are "16x4"
+  (``FINETUNE.md``: ``--num_frames 16 --sampling_rate 4``; checkpoint names ``..._16x4.pyth``), and
+  ``main_test.py`` tests with the values it is given (its bare argparse defaults are 32 frames at rate 2): pass
+  the values a model was fine-tuned with.
+- ``target_fps=30``: ``util/kinetics.py`` (``Kinetics(target_fps=30)``); a clip spans
+  ``sampling_rate * num_frames / target_fps * fps`` frames of a video at ``fps``, so it covers the same time
+  whatever the frame rate.
+- ``num_temporal_views=10``, ``num_spatial_crops=3``: ``util/kinetics.py`` (``test_num_ensemble_views=10``,
+  ``test_num_spatial_crops=3``) and ``main_test.py`` (``TestMeter(..., 3 * 10, ...)``).
+- ``crop_size=224``, ``short_side=224``: ``main_test.py`` passes ``test_crop_size=224``; with 3 crops
+  ``Kinetics.__getitem__`` sets the short side to the crop size, so the three crops tile the long side. With 1
+  crop it resizes the short side to ``train_jitter_scales[0] = 256`` and takes the centre 224 crop: pass
+  ``short_side=256, num_spatial_crops=1`` for that protocol.
+- ``mean=(0.45,) * 3``, ``std=(0.225,) * 3``: ``util/kinetics.py`` defaults, applied to pixels in [0, 1].
+
+Temporal views follow ``util/decoder/decoder.py`` (``get_start_end_idx`` with ``use_offset=True``, then
+``temporal_sampling``): with ``delta = max(frames - span, 0)``, view ``i`` of ``n`` starts at
+``i * floor(delta / (n - 1))`` (one view: ``floor(delta / 2)``, the centre), and its ``num_frames`` indices are
+``linspace(start, start + span - 1)`` clamped to the video and truncated to integers. A video shorter than the
+span therefore gives the same clip for every temporal view, with its last frame repeated to fill the clip.
+Spatial crops follow ``util/decoder/transform.py`` (``random_short_side_scale_jitter`` with equal bounds, then
+``uniform_crop``): short side resized to ``short_side`` (long side ``floor(long / short * short_side)``), crops
+0/1/2 at the left/centre/right (top/centre/bottom when the frame is taller than wide); a single crop is the
+centre one. View ``v`` is temporal view ``v // num_spatial_crops`` and crop ``v % num_spatial_crops``, MAE-ST's
+order. Frames are resized while decoding with FFmpeg's area filter, as MAE-ST's decoder (torchvision's video
+reader, ``SWS_AREA``) does; unlike MAE-ST, which decodes each view's segment separately, the whole video is
+decoded once for all views.
+
+A corrupt, truncated or unreadable video never stops an evaluation: its item is an
+:class:`~tokenmerge.core.data.Unreadable` record, which :func:`~tokenmerge.core.data.collate_skipping` logs,
+drops and lists in the batch (MAE-ST instead retries the same file and finally raises).
+"""
+
+from __future__ import annotations
+
+import csv
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import av
+import numpy as np
+import torch
+from torch import Tensor
+from torch.utils.data import DataLoader, Dataset, Subset
+
+from tokenmerge.core.data import Unreadable, collate_skipping
+
+VIDEO_EXTENSIONS = (".mp4", ".avi", ".mkv", ".webm", ".mov", ".m4v")
+
+
+@dataclass(frozen=True)
+class ClipSampling:
+    """How each video becomes views [V, 3, T, H, W]; defaults are MAE-ST's Kinetics test settings (module doc).
+
+    Attributes:
+        num_frames: T, frames per clip.
+        sampling_rate: stride between sampled frames, in frames at ``target_fps``.
+        target_fps: frame rate ``sampling_rate`` refers to; None counts frames of the file as they are.
+        num_temporal_views: clips per video, uniformly spaced in time.
+        num_spatial_crops: 1 (centre) or 3 (left/centre/right or top/centre/bottom along the long side).
+        short_side: the short side of every frame is resized to this.
+        crop_size: H = W of every view.
+        mean, std: per-channel normalization of pixels in [0, 1].
+    """
+
+    num_frames: int = 16
+    sampling_rate: int = 4
+    target_fps: float | None = 30.0
+    num_temporal_views: int = 10
+    num_spatial_crops: int = 3
+    short_side: int = 224
+    crop_size: int = 224
+    mean: tuple[float, float, float] = (0.45, 0.45, 0.45)
+    std: tuple[float, float, float] = (0.225, 0.225, 0.225)
+
+    def __post_init__(self) -> None:
+        for name in ("num_frames", "sampling_rate", "num_temporal_views", "short_side", "crop_size"):
+            if getattr(self, name) < 1:
+                raise ValueError(f"ClipSampling.{name} must be a positive integer; got {getattr(self, name)}.")
+        if self.num_spatial_crops not in (1, 3):
+            raise ValueError(f"num_spatial_crops must be 1 (centre) or 3 (as MAE-ST); got {self.num_spatial_crops}.")
+        if self.short_side < self.crop_size:
+            raise ValueError(
+                f"short_side ({self.short_side}) must be at least crop_size ({self.crop_size}) so crops fit."
+            )
+        if len(self.mean) != 3 or len(self.std) != 3:
+            raise ValueError(f"mean and std need 3 values (RGB); got {self.mean} and {self.std}.")
+
+    @property
+    def num_views(self) -> int:
+        """V = temporal views x spatial crops."""
+        return self.num_temporal_views * self.num_spatial_crops
+
+    def clip_span(self, fps: float | None) -> float:
+        """Frames of a video at ``fps`` that one clip covers (MAE-ST's ``clip_size``)."""
+        span = float(self.sampling_rate * self.num_frames)
+        if self.target_fps is not None and fps:
+            span *= fps / self.target_fps
+        return span
+
+
+def temporal_indices(video_frames: int, num_frames: int, span: float, num_views: int) -> Tensor:
+    """Frame indices [num_views, num_frames] of uniformly spaced clips, by MAE-ST's rule (module doc)."""
+    delta = max(video_frames - span, 0)
+    rows = []
+    for view in range(num_views):
+        start = math.floor(delta / 2) if num_views == 1 else view * math.floor(delta / (num_views - 1))
+        index = torch.linspace(start, start + span - 1, num_frames)
+        rows.append(index.clamp(0, video_frames - 1).long())
+    return torch.stack(rows)
+
+
+def resized_size(height: int, width: int, short_side: int) -> tuple[int, int]:
+    """(height, width) with the short side set to ``short_side`` and the long one scaled and floored, as MAE-ST."""
+    if width < height:
+        return math.floor(height / width * short_side), short_side
+    return short_side, math.floor(width / height * short_side)
+
+
+def crop_offsets(height: int, width: int, crop_size: int, num_crops: int) -> list[tuple[int, int]]:
+    """Top-left (y, x) of each crop: the centre one, or MAE-ST's ``uniform_crop`` 0/1/2 along the long side."""
+    y, x = math.ceil((height - crop_size) / 2), math.ceil((width - crop_size) / 2)
+    if num_crops == 1:
+        return [(y, x)]
+    if height > width:
+        return [(0, x), (y, x), (height - crop_size, x)]
+    return [(y, 0), (y, x), (y, width - crop_size)]
+
+
+def decode_video(path: str | Path, short_side: int) -> tuple[np.ndarray, float | None]:
+    """Every frame of the first video stream, short side resized to ``short_side``.
+
+    Returns:
+        frames [N, H, W, 3] uint8 RGB, and the stream's average frame rate (None when the file has none).
+
+    Raises:
+        av.FFmpegError, OSError or ValueError: the file is missing, corrupt, truncated or has no video frames.
+    """
+    with av.open(str(path)) as container:
+        if not container.streams.video:
+            raise ValueError(f"{path} has no video stream.")
+        stream = container.streams.video[0]
+        stream.thread_type = "AUTO"
+        fps = float(stream.average_rate) if stream.average_rate else None
+        frames = []
+        for frame in container.decode(stream):
+            height, width = resized_size(frame.height, frame.width, short_side)
+            frames.append(frame.reformat(width, height, "rgb24", interpolation="AREA").to_ndarray())
+    if not frames:
+        raise ValueError(f"{path} has no decodable video frames.")
+    return np.stack(frames), fps
+
+
+def video_views(path: str | Path, sampling: ClipSampling) -> Tensor:
+    """Decode one video into its normalized views [V, 3, T, crop_size, crop_size] (V in MAE-ST's order)."""
+    frames, fps = decode_video(path, sampling.short_side)
+    index = temporal_indices(len(frames), sampling.num_frames, sampling.clip_span(fps), sampling.num_temporal_views)
+    size, video = sampling.crop_size, torch.from_numpy(frames)
+    offsets = crop_offsets(frames.shape[1], frames.shape[2], size, sampling.num_spatial_crops)
+    views = torch.stack([video[clip, y : y + size, x : x + size] for clip in index for y, x in offsets])
+    views = views.permute(0, 4, 1, 2, 3).contiguous().float().div_(255)  # [V, 3, T, size, size]
+    mean, std = (torch.tensor(v).view(3, 1, 1, 1) for v in (sampling.mean, sampling.std))
+    return views.sub_(mean).div_(std)
+
+
+@dataclass(frozen=True)
+class VideoIndex:
+    """samples: (video path, class index) pairs; classes: class names by index, or None when unknown."""
+
+    samples: list[tuple[str, int]]
+    classes: list[str] | None
+
+
+def read_classes(path: str | Path) -> list[str]:
+    """Class names, one per line, in the model's output order (blank lines ignored)."""
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"Class list {path} does not exist. Write one class name per line, in model order.")
+    names = [line.strip() for line in path.read_text().splitlines() if line.strip()]
+    if not names:
+        raise ValueError(f"Class list {path} is empty. Write one class name per line, in model order.")
+    if len(set(names)) != len(names):
+        raise ValueError(f"Class list {path} names a class twice; every line must be a distinct class.")
+    return names
+
+
+def _class_list(classes: Sequence[str] | str | Path | None, default_file: Path) -> list[str] | None:
+    if classes is None:
+        return read_classes(default_file) if default_file.is_file() else None
+    if isinstance(classes, (str, Path)):
+        return read_classes(classes)
+    return list(classes)
+
+
+def _label(value: str, classes: list[str] | None, where: str) -> int:
+    if classes is not None and value in classes:
+        return classes.index(value)
+    try:
+        index = int(value)
+    except ValueError:
+        if classes is None:
+            raise ValueError(
+                f"{where}: label {value!r} is a class name but there is no class list. Write classes.txt next to "
+                "the index (one name per line, in the model's order) or pass classes=[...]."
+            ) from None
+        raise ValueError(f"{where}: label {value!r} is not one of the {len(classes)} classes; fix the label.") from None
+    if index < 0 or (classes is not None and index >= len(classes)):
+        count = "a non-negative index" if classes is None else f"an index below {len(classes)}"
+        raise ValueError(f"{where}: label {index} is out of range; it must be {count} (or a class name).")
+    return index
+
+
+def index_from_csv(csv_path: str | Path, classes: Sequence[str] | str | Path | None = None) -> VideoIndex:
+    """Read ``path,label`` lines (MAE-ST's ``path label`` lines too; an optional ``path,label`` header).
+
+    Args:
+        csv_path: the index; relative video paths are relative to its folder.
+        classes: class names, or a file of them; None reads ``classes.txt`` next to the CSV if there is one.
+            Labels are class indices or class names (names need a class list).
+    """
+    csv_path = Path(csv_path)
+    if not csv_path.is_file():
+        raise FileNotFoundError(
+            f"Video index {csv_path} does not exist. Pass a CSV of 'path,label' lines, or a folder with one "
+            "sub-folder of videos per class (write the embedded one with tokenmerge.video.moving_objects."
+            "write_video_dataset)."
+        )
+    class_list = _class_list(classes, csv_path.parent / "classes.txt")
+    samples = []
+    with csv_path.open(newline="") as f:
+        for line, row in enumerate(csv.reader(f), start=1):
+            if len(row) == 1:
+                row = row[0].rsplit(maxsplit=1)
+            row = [field.strip() for field in row]
+            if not any(row) or (line == 1 and row == ["path", "label"]):
+                continue
+            if len(row) != 2:
+                raise ValueError(f"{csv_path}:{line}: expected 'path,label', got {row}.")
+            path = Path(row[0]) if Path(row[0]).is_absolute() else csv_path.parent / row[0]
+            samples.append((str(path), _label(row[1], class_list, f"{csv_path}:{line}")))
+    return _checked(VideoIndex(samples, class_list), str(csv_path))
+
+
+def index_from_folders(root: str | Path, classes: Sequence[str] | str | Path | None = None) -> VideoIndex:
+    """Index ``root/<class>/<video>`` (extensions :data:`VIDEO_EXTENSIONS`).
+
+    Args:
+        root: one sub-folder per class.
+        classes: class names in model order, or a file of them; None reads ``root/classes.txt`` if there is one,
+            else uses the sorted folder names (torchvision ``ImageFolder``'s order).
+    """
+    root = Path(root)
+    if not root.is_dir():
+        raise FileNotFoundError(
+            f"Video folder {root} does not exist. Pass a folder with one sub-folder of videos per class, or a "
+            "CSV of 'path,label' lines."
+        )
+    folders = sorted(p for p in root.iterdir() if p.is_dir())
+    class_list = _class_list(classes, root / "classes.txt") or [p.name for p in folders]
+    samples = []
+    for folder in folders:
+        videos = sorted(p for p in folder.iterdir() if p.suffix.lower() in VIDEO_EXTENSIONS)
+        if videos and folder.name not in class_list:
+            raise ValueError(f"{folder} holds videos but {folder.name!r} is not in the class list; add it or move it.")
+        samples += [(str(video), class_list.index(folder.name)) for video in videos]
+    hint = " If it holds a CSV index, pass the CSV's path instead." if any(root.glob("*.csv")) else ""
+    return _checked(VideoIndex(samples, class_list), f"{root} (one sub-folder of videos per class).{hint}")
+
+
+def _checked(index: VideoIndex, where: str) -> VideoIndex:
+    if not index.samples:
+        raise ValueError(f"No videos found in {where}")
+    if not any(Path(path).is_file() for path, _ in index.samples):
+        raise FileNotFoundError(
+            f"None of the {len(index.samples)} videos listed in {where} exist (first: {index.samples[0][0]}). "
+            "Relative paths are relative to the index's folder."
+        )
+    return index
+
+
+def load_index(source: str | Path, classes: Sequence[str] | str | Path | None = None) -> VideoIndex:
+    """A CSV index for a file, a class-folder index for a directory (see :func:`index_from_csv`)."""
+    source = Path(source)
+    return index_from_folders(source, classes) if source.is_dir() else index_from_csv(source, classes)
+
+
+class VideoDataset(Dataset):
+    """Item i is (views [V, 3, T, crop, crop], class index), or :class:`Unreadable` if the video fails to decode."""
+
+    def __init__(self, index: VideoIndex, sampling: ClipSampling = ClipSampling()):
+        self.samples, self.classes, self.sampling = index.samples, index.classes, sampling
+
+    def __len__(self) -> int:
+        return len(self.samples)
+
+    def __getitem__(self, i: int) -> tuple[Tensor, int] | Unreadable:
+        path, label = self.samples[i]
+        try:
+            return video_views(path, self.sampling), label
+        except (av.FFmpegError, OSError, ValueError) as error:
+            return Unreadable(path, f"{type(error).__name__}: {error}")
+
+
+def build_video_loader(
+    source: str | Path,
+    *,
+    sampling: ClipSampling = ClipSampling(),
+    classes: Sequence[str] | str | Path | None = None,
+    batch_size: int = 4,
+    workers: int = 2,
+    max_samples: int | None = None,
+) -> DataLoader:
+    """A DataLoader of multi-view clips over a CSV index or a class-folder tree (see :func:`load_index`).
+
+    A sample holds V x 3 x T x crop^2 floats: 30 views of 16 x 224 x 224 are 289 MB, so keep batches small
+    with MAE-ST's settings.
+
+    Args:
+        source: a CSV of ``path,label`` lines, or a folder with one sub-folder of videos per class.
+        sampling: frames, views, resize, crops and normalization (defaults: MAE-ST's Kinetics test).
+        classes: class names or a class-list file; None looks for ``classes.txt`` beside the index.
+        batch_size, workers: DataLoader settings.
+        max_samples: evaluate an evenly spaced subset of this size (quick runs); None for all.
+
+    Yields:
+        :class:`tokenmerge.core.data.Batch` objects: inputs [B, V, 3, T, crop, crop], targets [B], and the
+        unreadable videos of the batch in ``skipped``.
+    """
+    dataset = VideoDataset(load_index(source, classes), sampling)
+    if max_samples is not None and max_samples < len(dataset):
+        step = len(dataset) / max_samples
+        dataset = Subset(dataset, [int(i * step) for i in range(max_samples)])
+    return DataLoader(dataset, batch_size=batch_size, num_workers=workers, collate_fn=collate_skipping)
