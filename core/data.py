@@ -8,7 +8,9 @@ the batch, so an evaluation can count and list them in its results.
 from __future__ import annotations
 
 import logging
+import os
 from dataclasses import dataclass
+from pathlib import Path
 
 import torch
 from torch import Tensor
@@ -44,3 +46,8 @@ def collate_skipping(items: list) -> Batch:
     inputs = torch.stack([sample for sample, _ in good])
     targets = torch.stack([torch.as_tensor(target) for _, target in good])
     return Batch(inputs, targets, skipped)
+
+
+def cache_dir() -> Path:
+    """Where generated embedded datasets go: $TOKENMERGE_CACHE, else ~/.cache/tokenmerge."""
+    return Path(os.environ.get("TOKENMERGE_CACHE", "~/.cache/tokenmerge")).expanduser()

@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 
 import torch
 
 from tokenmerge.core import schedule_spec
+from tokenmerge.core.data import cache_dir
 
 from .data import build_eval_loader
 from .evaluate import Setting, format_table, sweep, write_results
@@ -15,11 +15,6 @@ from .models import load_model
 from .photo_objects import write_image_folder
 
 DTYPES = {"float32": torch.float32, "float16": torch.float16, "bfloat16": torch.bfloat16}
-
-
-def cache_dir() -> Path:
-    """Where generated data goes: $TOKENMERGE_CACHE, else ~/.cache/tokenmerge."""
-    return Path(os.environ.get("TOKENMERGE_CACHE", "~/.cache/tokenmerge")).expanduser()
 
 
 def embedded_val_root(per_class: int = 50, seed: int = 0) -> Path:
@@ -44,7 +39,7 @@ def run_evaluation(cfg: dict, out_dir: str | Path) -> list[dict]:
         root, model, batch_size=data_cfg["batch_size"], workers=data_cfg["workers"], max_samples=data_cfg["max_samples"]
     )
     spec = schedule_spec(tome["r"], tome["inflection"], tome["ratio"])
-    settings = [Setting(tome["method"], spec)]
+    settings = [Setting(tome["method"], spec, tome.get("merge_scope"))]
     rows = sweep(
         model,
         loader,
