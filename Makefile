@@ -18,7 +18,8 @@ $(STAMP):
 
 demo: venv
 	$(PY) -m tokenmerge.image.demo
-	$(PY) -m tokenmerge.video.demo
+	@if [ -f video/weights/clip_vit.safetensors ]; then $(PY) -m tokenmerge.video.demo; \
+	else echo "video demo skipped: video/weights/clip_vit.safetensors is not trained yet (python -m tokenmerge.video.train_embedded)"; fi
 
 # pytest exits 5 when it collects no tests: fail loudly rather than pass an empty suite.
 test: venv
