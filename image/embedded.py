@@ -7,12 +7,16 @@ the class names and data config in the file's metadata; ``train_embedded`` repro
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
-import torch
-from safetensors.torch import load_file, safe_open, save_file
 from timm.models.vision_transformer import VisionTransformer
+
+from tokenmerge.core.checkpoint import (
+    load_state_dict_exactly,
+    read_safetensors_metadata,
+    read_state_dict,
+    save_safetensors,
+)
 
 WEIGHTS = Path(__file__).parent / "weights" / "photo_vit.safetensors"
 ARCH = dict(img_size=32, patch_size=4, embed_dim=192, depth=6, num_heads=3, mlp_ratio=4.0, qkv_bias=True)
@@ -30,19 +34,12 @@ def create_embedded_model(num_classes: int, **overrides) -> VisionTransformer:
 
 def save_embedded_model(model: VisionTransformer, classes: list[str], path: str | Path, **info) -> Path:
     """Save weights as float16 safetensors; class names, architecture and ``info`` go into the metadata."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tensors = {k: v.detach().to(torch.float16).contiguous() for k, v in model.state_dict().items()}
-    metadata = {"classes": json.dumps(classes), "arch": json.dumps(ARCH), "info": json.dumps(info)}
-    save_file(tensors, str(path), metadata=metadata)
-    return path
+    return save_safetensors(model, path, classes=classes, arch=ARCH, info=info)
 
 
 def read_metadata(path: str | Path = WEIGHTS) -> dict:
     """The metadata of a saved embedded model: classes, arch and training info (decoded)."""
-    with safe_open(str(path), framework="pt") as f:
-        raw = f.metadata() or {}
-    return {k: json.loads(v) for k, v in raw.items()}
+    return read_safetensors_metadata(path)
 
 
 def load_embedded_model(path: str | Path = WEIGHTS) -> tuple[VisionTransformer, list[str]]:
@@ -56,10 +53,5 @@ def load_embedded_model(path: str | Path = WEIGHTS) -> tuple[VisionTransformer, 
     meta = read_metadata(path)
     classes = meta["classes"]
     model = create_embedded_model(len(classes), **{k: v for k, v in meta["arch"].items() if k != "num_classes"})
-    state = {k: v.float() for k, v in load_file(str(path)).items()}
-    missing, unexpected = model.load_state_dict(state, strict=False)
-    if missing or unexpected:
-        raise ValueError(
-            f"Checkpoint {path} does not fit the embedded model: missing {missing}, unexpected {unexpected}."
-        )
+    load_state_dict_exactly(model, read_state_dict(path), source=f"embedded weights {path}")
     return model.eval(), classes
