@@ -16,7 +16,7 @@ import torch
 from torch import Tensor, nn
 from tqdm.auto import tqdm
 
-from .adapter import ToMeHandle
+from .adapter import ModelAdapter, ToMeHandle, temporary_patch
 from .data import Batch, Unreadable
 from .flops import count_flops
 from .metrics import classification_metrics
@@ -86,11 +86,13 @@ def _configure(handle: ToMeHandle, setting: Setting) -> None:
 
 
 def sweep_settings(
-    handle: ToMeHandle,
+    model: nn.Module,
+    adapter: ModelAdapter,
     loader: Iterable[Batch],
     settings: list[Setting],
     input_shape: tuple[int, ...],
     *,
+    prop_attn: bool = True,
     device: torch.device | str = "cpu",
     throughput_batch: int = 32,
     throughput_rounds: int = 5,
@@ -99,13 +101,17 @@ def sweep_settings(
     forward: Forward = plain_forward,
     metrics: Metrics = classification_metrics,
 ) -> list[dict]:
-    """Evaluate every setting on a patched model; one row per setting, the unmerged reference (r=0) first.
+    """Evaluate every setting on ``model``; one row per setting, the unmerged reference (r=0) first.
+
+    The model is patched for the sweep and left as it was before (see :func:`tokenmerge.core.temporary_patch`).
 
     Args:
-        handle: the patch on the model (its config is changed per setting; the caller removes it).
+        model: the model to evaluate.
+        adapter: what is particular to its family (the modality's adapter).
         loader: evaluation batches.
         settings: methods, schedules and scopes; "tome r=0" is always added first as the reference.
         input_shape: one input without the batch dimension, e.g. (3, 224, 224) or (3, 16, 224, 224).
+        prop_attn: proportional attention for every merged setting.
         device: where to run.
         throughput_batch, throughput_rounds: batch size and interleaved rounds of the speed measurement.
         throughput_threads: CPU threads while timing (one thread is steadier on small shared machines).
@@ -113,52 +119,53 @@ def sweep_settings(
         forward: how to get logits from a batch of inputs (e.g. averaging several views).
         metrics: (logits, targets, reference logits) -> named scores.
     """
-    model, reference = handle.model, Setting("tome", 0)
+    reference = Setting("tome", 0)
     settings = [reference] + [s for s in settings if s != reference]
-    model_dtype, threads = next(model.parameters()).dtype, torch.get_num_threads()
-    try:
-        evaluated: list[tuple[Predictions, int]] = []
-        for setting in tqdm(settings, desc="settings"):
+    with temporary_patch(model, adapter, 0, prop_attn=prop_attn) as handle:
+        model_dtype, threads = next(model.parameters()).dtype, torch.get_num_threads()
+        try:
+            evaluated: list[tuple[Predictions, int]] = []
+            for setting in tqdm(settings, desc="settings"):
+                _configure(handle, setting)
+                preds = predict(model, loader, device, desc=setting.name, forward=forward)
+                evaluated.append((preds, count_flops(model, torch.zeros(1, *input_shape, device=device))))
+            batch = torch.randn(throughput_batch, *input_shape, device=device, dtype=dtype)
+            fns = {s.name: _configured_call(handle, s, batch) for s in settings}
+            model.to(dtype)
+            torch.set_num_threads(throughput_threads or threads)
+            speed = measure_interleaved(
+                fns, batch_size=throughput_batch, device=device, dtype=dtype, rounds=throughput_rounds
+            )
+        finally:
+            torch.set_num_threads(threads)
+            model.to(model_dtype)
+        (base_preds, base_flops), base_speed = evaluated[0], speed[reference.name].samples_per_s
+        num_tokens = adapter.embed(model, torch.zeros(1, *input_shape, device=device)).shape[1]
+        rows = []
+        for setting, (preds, flops) in zip(settings, evaluated):
             _configure(handle, setting)
-            preds = predict(model, loader, device, desc=setting.name, forward=forward)
-            evaluated.append((preds, count_flops(model, torch.zeros(1, *input_shape, device=device))))
-        batch = torch.randn(throughput_batch, *input_shape, device=device, dtype=dtype)
-        fns = {s.name: _configured_call(handle, s, batch) for s in settings}
-        model.to(dtype)
-        torch.set_num_threads(throughput_threads or threads)
-        speed = measure_interleaved(
-            fns, batch_size=throughput_batch, device=device, dtype=dtype, rounds=throughput_rounds
-        )
-    finally:
-        torch.set_num_threads(threads)
-        model.to(model_dtype)
-    (base_preds, base_flops), base_speed = evaluated[0], speed[reference.name].samples_per_s
-    num_tokens = handle.adapter.embed(model, torch.zeros(1, *input_shape, device=device)).shape[1]
-    rows = []
-    for setting, (preds, flops) in zip(settings, evaluated):
-        _configure(handle, setting)
-        measured = speed[setting.name]
-        rows.append(
-            {
-                "method": setting.method,
-                "r": list(setting.r) if isinstance(setting.r, tuple) else setting.r,
-                "merge_scope": handle.merge_scope,
-                "schedule": handle.schedule(num_tokens),
-                "final_tokens": handle.tokens_per_layer(num_tokens)[-1],
-                **metrics(preds.logits, preds.targets, base_preds.logits),
-                "samples": len(preds.targets),
-                "skipped": [s.path for s in preds.skipped],
-                "samples_per_s": measured.samples_per_s,
-                "speedup": measured.samples_per_s / base_speed,
-                "gflops": flops / 1e9,
-                "ideal_speedup": base_flops / flops,
-                "throughput_batch": throughput_batch,
-                "device": measured.device,
-                "dtype": measured.dtype,
-                "threads": measured.threads,
-            }
-        )
-    return rows
+            measured = speed[setting.name]
+            rows.append(
+                {
+                    "method": setting.method,
+                    "r": list(setting.r) if isinstance(setting.r, tuple) else setting.r,
+                    "merge_scope": handle.merge_scope,
+                    "schedule": handle.schedule(num_tokens),
+                    "final_tokens": handle.tokens_per_layer(num_tokens)[-1],
+                    **metrics(preds.logits, preds.targets, base_preds.logits),
+                    "samples": len(preds.targets),
+                    "skipped": [s.path for s in preds.skipped],
+                    "samples_per_s": measured.samples_per_s,
+                    "speedup": measured.samples_per_s / base_speed,
+                    "gflops": flops / 1e9,
+                    "ideal_speedup": base_flops / flops,
+                    "throughput_batch": throughput_batch,
+                    "device": measured.device,
+                    "dtype": measured.dtype,
+                    "threads": measured.threads,
+                }
+            )
+        return rows
 
 
 def _configured_call(handle: ToMeHandle, setting: Setting, batch: Tensor) -> Callable[[], Tensor]:

@@ -13,7 +13,7 @@ from torch import nn
 
 from tokenmerge.core.evaluation import Setting, format_table, predict, sweep_settings, write_results
 
-from .patch import apply_patch
+from .patch import TimmViTAdapter
 
 __all__ = ["Setting", "format_table", "predict", "sweep", "write_results"]
 
@@ -44,18 +44,16 @@ def sweep(
         One row per setting (first: the unmerged reference).
     """
     input_size = resolve_data_config({}, model=model)["input_size"]  # what the loader's transform produces
-    handle = apply_patch(model, r=0, prop_attn=prop_attn)
-    try:
-        return sweep_settings(
-            handle,
-            loader,
-            settings,
-            tuple(input_size),
-            device=device,
-            throughput_batch=throughput_batch,
-            throughput_rounds=throughput_rounds,
-            throughput_threads=throughput_threads,
-            dtype=dtype,
-        )
-    finally:
-        handle.remove()
+    return sweep_settings(
+        model,
+        TimmViTAdapter(),
+        loader,
+        settings,
+        tuple(input_size),
+        device=device,
+        throughput_batch=throughput_batch,
+        throughput_rounds=throughput_rounds,
+        throughput_threads=throughput_threads,
+        prop_attn=prop_attn,
+        dtype=dtype,
+    )

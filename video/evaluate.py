@@ -13,7 +13,7 @@ from torch import Tensor, nn
 
 from tokenmerge.core.evaluation import Setting, sweep_settings
 
-from .patch import apply_patch
+from .patch import SpatiotemporalAdapter
 
 
 def multiview_forward(model: nn.Module, clips: Tensor) -> Tensor:
@@ -47,19 +47,17 @@ def sweep(
         device, throughput_batch, throughput_rounds, throughput_threads, dtype: see
             :func:`tokenmerge.core.evaluation.sweep_settings`.
     """
-    handle = apply_patch(model, r=0, prop_attn=prop_attn)
-    try:
-        return sweep_settings(
-            handle,
-            loader,
-            settings,
-            (model.patch_embed.proj.in_channels, *model.patch_embed.input_size),
-            device=device,
-            throughput_batch=throughput_batch,
-            throughput_rounds=throughput_rounds,
-            throughput_threads=throughput_threads,
-            dtype=dtype,
-            forward=multiview_forward,
-        )
-    finally:
-        handle.remove()
+    return sweep_settings(
+        model,
+        SpatiotemporalAdapter(),
+        loader,
+        settings,
+        (model.patch_embed.proj.in_channels, *model.patch_embed.input_size),
+        device=device,
+        throughput_batch=throughput_batch,
+        throughput_rounds=throughput_rounds,
+        throughput_threads=throughput_threads,
+        prop_attn=prop_attn,
+        dtype=dtype,
+        forward=multiview_forward,
+    )
