@@ -8,7 +8,7 @@ scripts wrap the state dict (MAE, MAE-ST and AudioMAE save ``{"model": state_dic
 from __future__ import annotations
 
 import json
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from pathlib import Path
 
 import torch
@@ -96,3 +96,22 @@ def read_safetensors_metadata(path: str | Path) -> dict:
     with safe_open(str(path), framework="pt") as f:
         raw = f.metadata() or {}
     return {k: json.loads(v) for k, v in raw.items()}
+
+
+def load_saved_model(
+    path: str | Path, build: Callable[[dict], nn.Module], train_command: str
+) -> tuple[nn.Module, dict]:
+    """Rebuild and load a model saved by :func:`save_safetensors` (float32, eval mode); returns (model, metadata).
+
+    Args:
+        path: the .safetensors file.
+        build: metadata -> a model of the saved architecture.
+        train_command: the command that makes such a file, for the error when it is missing.
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"No model weights at {path}. Train them with `{train_command}` or pass a checkpoint.")
+    meta = read_safetensors_metadata(path)
+    model = build(meta)
+    load_state_dict_exactly(model, read_state_dict(path), source=f"weights {path}")
+    return model.eval(), meta

@@ -11,12 +11,7 @@ from pathlib import Path
 
 from timm.models.vision_transformer import VisionTransformer
 
-from tokenmerge.core.checkpoint import (
-    load_state_dict_exactly,
-    read_safetensors_metadata,
-    read_state_dict,
-    save_safetensors,
-)
+from tokenmerge.core.checkpoint import load_saved_model, read_safetensors_metadata, save_safetensors
 
 WEIGHTS = Path(__file__).parent / "weights" / "photo_vit.safetensors"
 ARCH = dict(img_size=32, patch_size=4, embed_dim=192, depth=6, num_heads=3, mlp_ratio=4.0, qkv_bias=True)
@@ -44,14 +39,10 @@ def read_metadata(path: str | Path = WEIGHTS) -> dict:
 
 def load_embedded_model(path: str | Path = WEIGHTS) -> tuple[VisionTransformer, list[str]]:
     """Load the embedded model in float32, eval mode. Returns (model, class names)."""
-    path = Path(path)
-    if not path.is_file():
-        raise FileNotFoundError(
-            f"No embedded model at {path}. Train it with `python -m tokenmerge.image.train_embedded` "
-            "or pass the path of a checkpoint."
-        )
-    meta = read_metadata(path)
-    classes = meta["classes"]
-    model = create_embedded_model(len(classes), **{k: v for k, v in meta["arch"].items() if k != "num_classes"})
-    load_state_dict_exactly(model, read_state_dict(path), source=f"embedded weights {path}")
-    return model.eval(), classes
+    model, meta = load_saved_model(path, _build_saved, "python -m tokenmerge.image.train_embedded")
+    return model, meta["classes"]
+
+
+def _build_saved(meta: dict) -> VisionTransformer:
+    arch = {k: v for k, v in meta["arch"].items() if k != "num_classes"}
+    return create_embedded_model(len(meta["classes"]), **arch)

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from tokenmerge.core.checkpoint import load_state_dict_exactly, read_safetensors_metadata, read_state_dict
+from tokenmerge.core.checkpoint import load_saved_model
 
 from .model import SpatiotemporalViT
 
@@ -24,13 +24,7 @@ def create_embedded_model(num_classes: int, **overrides) -> SpatiotemporalViT:
 
 def load_embedded_model(path: str | Path = WEIGHTS) -> tuple[SpatiotemporalViT, list[str]]:
     """Load a model saved by the training script (float32, eval mode). Returns (model, class names)."""
-    path = Path(path)
-    if not path.is_file():
-        raise FileNotFoundError(
-            f"No embedded video model at {path}. Train one with `python -m tokenmerge.video.train_embedded` "
-            "or pass the path of a checkpoint."
-        )
-    meta = read_safetensors_metadata(path)
-    model = SpatiotemporalViT(**meta["arch"], dropout=0.0)
-    load_state_dict_exactly(model, read_state_dict(path), source=f"embedded weights {path}")
-    return model.eval(), meta["classes"]
+    model, meta = load_saved_model(
+        path, lambda meta: SpatiotemporalViT(**meta["arch"], dropout=0.0), "python -m tokenmerge.video.train_embedded"
+    )
+    return model, meta["classes"]
