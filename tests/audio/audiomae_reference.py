@@ -1,0 +1,60 @@
+"""AudioMAE's fine-tuned ViT forward, written from facebookresearch/AudioMAE (models_vit.py, global_pool=True) as
+plain tensor operations on a state dict with AudioMAE's own key names, to check our model and loader against it."""
+
+import torch
+import torch.nn.functional as F
+
+
+def audiomae_forward(state: dict, spectrograms: torch.Tensor, *, patch: int, heads: int, eps: float = 1e-6):
+    """spectrograms [B, 1, T, F] -> logits: patch conv, + pos[1:], class token + pos[:1] first, blocks,
+    mean over patch tokens, fc_norm, head (AudioMAE's VisionTransformer.forward_features + head)."""
+    x = F.conv2d(spectrograms, state["patch_embed.proj.weight"], state["patch_embed.proj.bias"], stride=patch)
+    x = x.flatten(2).transpose(1, 2)  # [B, T/p * F/p, C], time-major
+    x = x + state["pos_embed"][:, 1:, :]
+    cls = (state["cls_token"] + state["pos_embed"][:, :1, :]).expand(x.shape[0], -1, -1)
+    x = torch.cat([cls, x], dim=1)
+    c = x.shape[-1]
+    depth = 1 + max(int(k.split(".")[1]) for k in state if k.startswith("blocks."))
+    for i in range(depth):
+        p = f"blocks.{i}."
+        h = F.layer_norm(x, (c,), state[p + "norm1.weight"], state[p + "norm1.bias"], eps)
+        b, tokens, _ = h.shape
+        qkv = F.linear(h, state[p + "attn.qkv.weight"], state[p + "attn.qkv.bias"])
+        q, k, v = qkv.reshape(b, tokens, 3, heads, c // heads).permute(2, 0, 3, 1, 4)
+        attn = ((q @ k.transpose(-2, -1)) * (c // heads) ** -0.5).softmax(-1)
+        h = (attn @ v).transpose(1, 2).reshape(b, tokens, c)
+        x = x + F.linear(h, state[p + "attn.proj.weight"], state[p + "attn.proj.bias"])
+        h = F.layer_norm(x, (c,), state[p + "norm2.weight"], state[p + "norm2.bias"], eps)
+        h = F.gelu(F.linear(h, state[p + "mlp.fc1.weight"], state[p + "mlp.fc1.bias"]))
+        x = x + F.linear(h, state[p + "mlp.fc2.weight"], state[p + "mlp.fc2.bias"])
+    x = F.layer_norm(x[:, 1:, :].mean(dim=1), (c,), state["fc_norm.weight"], state["fc_norm.bias"], eps)
+    return F.linear(x, state["head.weight"], state["head.bias"])
+
+
+def synthetic_audiomae_state(*, frames, bins, patch, dim, depth, classes, seed=0) -> dict:
+    """Random tensors under AudioMAE's fine-tuned key names and shapes (fused qkv, fc_norm, no norm)."""
+    g = torch.Generator().manual_seed(seed)
+
+    def rand(*shape, scale=0.2):
+        return torch.randn(*shape, generator=g) * scale
+
+    tokens = (frames // patch) * (bins // patch)
+    state = {
+        "patch_embed.proj.weight": rand(dim, 1, patch, patch),
+        "patch_embed.proj.bias": rand(dim),
+        "cls_token": rand(1, 1, dim),
+        "pos_embed": rand(1, 1 + tokens, dim),
+        "fc_norm.weight": 1 + rand(dim),
+        "fc_norm.bias": rand(dim),
+        "head.weight": rand(classes, dim),
+        "head.bias": rand(classes),
+    }
+    for i in range(depth):
+        p = f"blocks.{i}."
+        for name in ("norm1", "norm2"):
+            state[p + f"{name}.weight"], state[p + f"{name}.bias"] = 1 + rand(dim), rand(dim)
+        state[p + "attn.qkv.weight"], state[p + "attn.qkv.bias"] = rand(3 * dim, dim), rand(3 * dim)
+        state[p + "attn.proj.weight"], state[p + "attn.proj.bias"] = rand(dim, dim), rand(dim)
+        state[p + "mlp.fc1.weight"], state[p + "mlp.fc1.bias"] = rand(4 * dim, dim), rand(4 * dim)
+        state[p + "mlp.fc2.weight"], state[p + "mlp.fc2.bias"] = rand(dim, 4 * dim), rand(dim)
+    return state
