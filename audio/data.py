@@ -358,3 +358,11 @@ def build_audio_loader(
         num_workers=workers,
         collate_fn=collate_skipping,
     )
+
+
+def is_multilabel(loader: DataLoader) -> bool:
+    """Whether a loader from :func:`build_audio_loader` yields multi-hot targets [B, K] (AudioSet-style indexes)."""
+    dataset = loader.dataset
+    while isinstance(dataset, Subset):
+        dataset = dataset.dataset
+    return bool(getattr(dataset, "multi_label", False))

@@ -40,3 +40,42 @@ def classification_metrics(logits: Tensor, targets: Tensor, reference_logits: Te
         out["agreement"] = agreement(logits, reference_logits)
         out["kl"] = kl_divergence(logits, reference_logits)
     return out
+
+
+def average_precision(scores: Tensor, positives: Tensor) -> float:
+    """Average precision of one class: sum over score thresholds of (recall gain) x precision, as
+    scikit-learn's ``average_precision_score`` (tied scores form one threshold). scores, positives: [N]."""
+    order = scores.float().argsort(descending=True, stable=True)
+    sorted_scores, hits = scores.float()[order], positives[order].float()
+    true_pos, false_pos = hits.cumsum(0), (1 - hits).cumsum(0)
+    last_of_tie = torch.ones_like(sorted_scores, dtype=torch.bool)
+    last_of_tie[:-1] = sorted_scores[1:] != sorted_scores[:-1]
+    true_pos, false_pos = true_pos[last_of_tie], false_pos[last_of_tie]
+    precision = true_pos / (true_pos + false_pos)
+    recall_gain = torch.diff(true_pos / true_pos[-1], prepend=torch.zeros(1))
+    return (recall_gain * precision).sum().item()
+
+
+def mean_average_precision(logits: Tensor, targets: Tensor) -> float:
+    """mAP over the classes that have at least one positive (AudioSet's metric). logits, targets: [N, K] (multi-hot)."""
+    if logits.shape[0] == 0:
+        raise ValueError("No predictions to score (empty dataset or every file unreadable).")
+    present = [k for k in range(targets.shape[1]) if targets[:, k].any()]
+    if not present:
+        raise ValueError("No class has a positive label in these targets; mAP is undefined.")
+    return sum(average_precision(logits[:, k], targets[:, k] > 0) for k in present) / len(present)
+
+
+def multilabel_metrics(logits: Tensor, targets: Tensor, reference_logits: Tensor | None = None) -> dict[str, float]:
+    """mAP and, given reference logits, agreement (same top-scoring class) and kl: the mean over classes of the
+    Bernoulli KL(reference || model) of the sigmoid scores, in nats. logits, targets: [N, K] (multi-hot)."""
+    out = {"mAP": mean_average_precision(logits, targets)}
+    if reference_logits is not None:
+        out["agreement"] = agreement(logits, reference_logits)
+        ref, own = reference_logits.float(), logits.float()
+        log_sigmoid = torch.nn.functional.logsigmoid
+        kl = log_sigmoid(ref).exp() * (log_sigmoid(ref) - log_sigmoid(own)) + log_sigmoid(-ref).exp() * (
+            log_sigmoid(-ref) - log_sigmoid(-own)
+        )
+        out["kl"] = kl.mean().item()
+    return out

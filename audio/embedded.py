@@ -1,0 +1,37 @@
+"""The embedded default audio models: small SpectrogramViTs trained here on the spoken-words task.
+
+Inputs are Speech Commands-style features (:data:`tokenmerge.audio.features.SPOKEN_WORDS`: 128 frames x 128 mel
+bins), cut into AudioMAE's 16 x 16 patches: an 8 x 8 grid of 64 tokens plus the class token. Two models ship as
+float16 safetensors with the architecture, class names and training record in the metadata:
+
+* ``speech_vit.safetensors``: trained without merging;
+* ``speech_vit_tome.safetensors``: the same model fine-tuned with merging on (the paper trains its audio model
+  with ToMe), so it has learned to work on merged tokens.
+
+``python -m tokenmerge.audio.train_embedded`` reproduces both.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from tokenmerge.core.checkpoint import load_saved_model
+
+from .model import SpectrogramViT
+
+WEIGHTS_DIR = Path(__file__).parent / "weights"
+WEIGHTS = WEIGHTS_DIR / "speech_vit.safetensors"
+WEIGHTS_TOME = WEIGHTS_DIR / "speech_vit_tome.safetensors"
+ARCH = dict(target_length=128, num_mel_bins=128, patch_size=16, embed_dim=128, depth=6, num_heads=4, mlp_ratio=4.0)
+TRAIN_COMMAND = "python -m tokenmerge.audio.train_embedded"
+
+
+def create_embedded_model(num_classes: int, **overrides) -> SpectrogramViT:
+    """A randomly initialised model of the embedded architecture."""
+    return SpectrogramViT(**{**ARCH, "num_classes": num_classes, **overrides})
+
+
+def load_embedded_model(path: str | Path = WEIGHTS) -> tuple[SpectrogramViT, list[str], dict]:
+    """Load a model saved by the training script (float32, eval mode). Returns (model, class names, training info)."""
+    model, meta = load_saved_model(path, lambda meta: SpectrogramViT(**meta["arch"]), TRAIN_COMMAND)
+    return model, meta["classes"], meta.get("info", {})

@@ -1,0 +1,56 @@
+"""Accuracy-vs-speed evaluation of Token Merging on spectrogram classifiers.
+
+Multi-label sets (AudioSet) are scored by mAP over classes, single-label sets (ESC-50, Speech Commands, the
+embedded spoken words) by top-1/top-5; both report agreement and KL divergence with the unmerged model,
+throughput, FLOPs and the FLOPs-ideal speedup (:func:`tokenmerge.core.evaluation.sweep_settings`).
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+from tokenmerge.core.evaluation import Setting, sweep_settings
+from tokenmerge.core.metrics import classification_metrics, multilabel_metrics
+
+from .patch import SpectrogramAdapter
+
+
+def sweep(
+    model: nn.Module,
+    loader,
+    settings: list[Setting],
+    *,
+    multilabel: bool = False,
+    prop_attn: bool = True,
+    device: torch.device | str = "cpu",
+    throughput_batch: int = 32,
+    throughput_rounds: int = 5,
+    throughput_threads: int | None = None,
+    dtype: torch.dtype = torch.float32,
+) -> list[dict]:
+    """Evaluate every setting (method, r) on a SpectrogramViT; the model is left as it was.
+
+    Args:
+        model: a :class:`~tokenmerge.audio.SpectrogramViT`.
+        loader: batches of features [B, 1, T, F] (see :func:`tokenmerge.audio.build_audio_loader`).
+        settings: methods and schedules; "tome r=0" is added first as the reference.
+        multilabel: score by mAP (multi-hot targets [B, K]) instead of top-1 (class indices [B]).
+        prop_attn: proportional attention for every merged setting.
+        device, throughput_batch, throughput_rounds, throughput_threads, dtype: see
+            :func:`tokenmerge.core.evaluation.sweep_settings`.
+    """
+    return sweep_settings(
+        model,
+        SpectrogramAdapter(),
+        loader,
+        settings,
+        (model.in_chans, model.target_length, model.num_mel_bins),
+        prop_attn=prop_attn,
+        device=device,
+        throughput_batch=throughput_batch,
+        throughput_rounds=throughput_rounds,
+        throughput_threads=throughput_threads,
+        dtype=dtype,
+        metrics=multilabel_metrics if multilabel else classification_metrics,
+    )
