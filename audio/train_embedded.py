@@ -44,9 +44,9 @@ def accuracy(model: torch.nn.Module, features: Tensor, labels: Tensor, batch: in
     return correct / len(features)
 
 
-def validation_set(size: int, seed: int) -> tuple[Tensor, Tensor]:
+def validation_set(size: int, seed: int, utterances_per_word: int = 50) -> tuple[Tensor, Tensor]:
     """Clips of the validation voices as features [size, 1, 128, 128] and labels [size] (no SpecAugment)."""
-    data = SpokenWordsDataset(size, seed=seed, split="val", train=False, utterances_per_word=50)
+    data = SpokenWordsDataset(size, seed=seed, split="val", train=False, utterances_per_word=utterances_per_word)
     items = [data[i] for i in range(size)]
     return torch.stack([x for x, _ in items]), torch.tensor([y for _, y in items])
 
@@ -62,22 +62,28 @@ def train(
     init: str | Path | None = None,
     eval_every: int = 250,
     workers: int = 1,
+    utterances_per_word: int = 200,
     out: str | Path | None = DEFAULT_OUT,
 ) -> tuple[torch.nn.Module, float]:
-    """Train (from scratch or ``init``); returns (model, validation accuracy) and saves to ``out`` if given."""
+    """Train (from scratch or ``init``); returns (model, validation accuracy) and saves to ``out`` if given.
+
+    ``utterances_per_word`` sizes the bank of clean training utterances (validation uses at most 50 per word).
+    """
     torch.manual_seed(seed)
     model = create_embedded_model(len(WORDS), drop_path_rate=0.1)
     if init is not None:
         load_state_dict_exactly(model, read_state_dict(init), source=f"initial weights {init}")
     if tome_r:
         apply_patch(model, r=tome_r)
-    data = SpokenWordsDataset(steps * batch_size, seed=seed, split="train", train=True)
+    data = SpokenWordsDataset(
+        steps * batch_size, seed=seed, split="train", train=True, utterances_per_word=utterances_per_word
+    )
     loader = DataLoader(data, batch_size=batch_size, num_workers=workers, drop_last=True)
     optimizer = torch.optim.AdamW(model.parameters(), lr=lr, weight_decay=weight_decay)
     schedule = lambda step: min(1.0, (step + 1) / warmup) * 0.5 * (1 + math.cos(math.pi * min(step / steps, 1.0)))  # noqa: E731
     scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, schedule)
     loss_fn = torch.nn.CrossEntropyLoss(label_smoothing=0.1)
-    val_features, val_labels = validation_set(400, seed=seed + 1)
+    val_features, val_labels = validation_set(400, seed=seed + 1, utterances_per_word=min(50, utterances_per_word))
     model.train()
     start, acc = time.time(), 0.0
     progress = tqdm(loader, total=steps, desc="train", mininterval=10)

@@ -1,0 +1,46 @@
+"""The embedded audio models: the training script runs (a few steps, with merging and from saved weights) and saves
+a loadable model; the shipped weights load, and merging on the model fine-tuned with it keeps its predictions."""
+
+import pytest
+import torch
+
+from tokenmerge.audio import apply_patch
+from tokenmerge.audio.embedded import WEIGHTS, WEIGHTS_TOME, load_embedded_model
+from tokenmerge.audio.spoken_words import WORDS, SpokenWordsDataset
+from tokenmerge.audio.train_embedded import train
+
+
+def test_a_few_training_steps_with_merging_save_a_loadable_model(tmp_path):
+    torch.set_num_threads(1)
+    first = tmp_path / "first.safetensors"
+    train(steps=2, batch_size=4, warmup=1, eval_every=2, workers=0, utterances_per_word=2, out=first)
+    model, accuracy = train(
+        steps=2,
+        batch_size=4,
+        warmup=1,
+        eval_every=2,
+        workers=0,
+        tome_r=8,
+        init=first,
+        out=tmp_path / "tuned.safetensors",
+    )
+    loaded, classes, info = load_embedded_model(tmp_path / "tuned.safetensors")
+    assert classes == list(WORDS) and info["tome_r"] == 8 and info["init"] == "first.safetensors"
+    assert 0 <= accuracy <= 1 and "forward" not in loaded.__dict__  # weights only: the patch is not saved
+    assert loaded(torch.randn(2, 1, 128, 128)).shape == (2, len(WORDS))
+
+
+@pytest.mark.skipif(not WEIGHTS_TOME.is_file(), reason="embedded audio weights not trained yet")
+def test_shipped_models_beat_chance_on_unseen_voices():
+    data = SpokenWordsDataset(100, seed=5, split="val", train=False, utterances_per_word=10)
+    features = torch.stack([data[i][0] for i in range(100)])
+    labels = torch.tensor([data[i][1] for i in range(100)])
+    for path in (WEIGHTS, WEIGHTS_TOME):
+        model, _, _ = load_embedded_model(path)
+        with torch.no_grad():
+            plain = model(features)
+            handle = apply_patch(model, r=8)
+            merged = model(features)
+            handle.remove()
+        assert (plain.argmax(-1) == labels).float().mean() > 0.25  # chance is 0.10
+        assert (merged.argmax(-1) == plain.argmax(-1)).float().mean() > 0.5
