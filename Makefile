@@ -20,6 +20,8 @@ demo: venv
 	$(PY) -m tokenmerge.image.demo
 	@if [ -f video/weights/clip_vit.safetensors ]; then $(PY) -m tokenmerge.video.demo; \
 	else echo "video demo skipped: video/weights/clip_vit.safetensors is not trained yet (python -m tokenmerge.video.train_embedded)"; fi
+	@if [ -f audio/weights/speech_vit_tome.safetensors ]; then $(PY) -m tokenmerge.audio.demo; \
+	else echo "audio demo skipped: audio/weights/*.safetensors are not trained yet (python -m tokenmerge.audio.train_embedded)"; fi
 
 # pytest exits 5 when it collects no tests: fail loudly rather than pass an empty suite.
 test: venv
