@@ -6,6 +6,7 @@ Bolya et al., "Token Merging: Your ViT But Faster", ICLR 2023 (arXiv 2210.09461)
 from .adapter import ModelAdapter, ToMeConfig, ToMeHandle, patch_model, temporary_patch
 from .attention import proportional_attention, size_bias
 from .block import attention_with_metric, check_block, merging_block_forward
+from .distributed import DistributedContext, distributed_context
 from .dropping import TokenDropping, random_token_dropping
 from .flops import count_flops, ideal_speedup
 from .matching import Matching, bipartite_soft_matching, max_merge, random_bipartite_matching
@@ -23,6 +24,8 @@ from .schedule import (
 from .scope import GroupedReduction, grouped_reduction
 from .state import REDUCTIONS, TokenState, get_reduction
 from .throughput import ThroughputResult, measure_interleaved, measure_throughput, write_json
+from .training import TrainResult, train
+from .training_recipe import TrainConfig, measure_training_throughput
 
 __all__ = [
     "GroupedReduction",
@@ -70,4 +73,10 @@ __all__ = [
     "tokens_per_layer",
     "unmerge_with_source",
     "write_json",
+    "TrainConfig",
+    "TrainResult",
+    "train",
+    "measure_training_throughput",
+    "DistributedContext",
+    "distributed_context",
 ]
