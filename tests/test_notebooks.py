@@ -11,7 +11,11 @@ from tokenmerge.image.embedded import WEIGHTS as IMAGE_WEIGHTS
 from tokenmerge.video.embedded import WEIGHTS as VIDEO_WEIGHTS
 
 NOTEBOOKS = sorted((Path(__file__).parents[1] / "notebooks").glob("*.ipynb"))
-NEEDS = {"image.ipynb": IMAGE_WEIGHTS, "video.ipynb": VIDEO_WEIGHTS, "audio.ipynb": AUDIO_WEIGHTS}  # embedded weights each notebook runs on
+NEEDS = {
+    "image.ipynb": IMAGE_WEIGHTS,
+    "video.ipynb": VIDEO_WEIGHTS,
+    "audio.ipynb": AUDIO_WEIGHTS,
+}  # embedded weights each notebook runs on
 
 
 def test_notebooks_are_committed_without_outputs():

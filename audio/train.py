@@ -1,0 +1,120 @@
+"""Hydra entry point for fine-tuning spectrogram ViTs with merging on (see audio/conf/train.yaml).
+
+python -m tokenmerge.audio.train tome.r=8 model.checkpoint=audio/weights/speech_vit.safetensors train.steps=600
+torchrun --nproc_per_node 2 -m tokenmerge.audio.train tome.r=8 hydra.run.dir=outputs/audio_train/ddp
+
+The model is patched with ``tome.*`` before training, so every step runs with the merge schedule (proportional
+attention, size-weighted pooling), as the ToMe paper fine-tunes its audio model. The loop is
+:func:`tokenmerge.core.training.train` (AdamW, warm-up + cosine, label smoothing or BCE for multi-label sets,
+mixup, SpecAugment from the dataset, DDP under torchrun, safetensors + resumable state in the output folder).
+Before training, one process measures training samples/s of the model with and without merging.
+"""
+
+from __future__ import annotations
+
+import copy
+import json
+import os
+from pathlib import Path
+
+import hydra
+import torch
+from hydra.core.hydra_config import HydraConfig
+from omegaconf import DictConfig, OmegaConf
+
+from tokenmerge.core import schedule_spec
+from tokenmerge.core.training import TrainConfig, measure_training_throughput, train
+
+from .checkpoint import load_checkpoint, load_pretrained_encoder
+from .data import AudioDataset, load_index
+from .embedded import create_embedded_model
+from .features import get_preset
+from .model import SpectrogramViT, create_model
+from .patch import apply_patch
+from .spoken_words import WORDS, SpokenWordsDataset
+
+
+def build_datasets(data: dict, seed: int):
+    """(train dataset, validation dataset or None, class names, multi-label?) from the ``data`` config."""
+    if data["train"] is None:
+        bank = data["utterances_per_word"]
+        train_set = SpokenWordsDataset(
+            data["train_size"], seed=seed, split="train", train=True, utterances_per_word=bank
+        )
+        val_set = SpokenWordsDataset(
+            data["val_size"], seed=seed + 1, split="val", train=False, utterances_per_word=min(50, bank)
+        )
+        return train_set, val_set, list(WORDS), False
+    preset = get_preset(data["preset"])
+    index = load_index(data["train"], data["classes"])
+    train_set = AudioDataset(index, preset, train=True)
+    val_set = AudioDataset(load_index(data["val"], data["classes"] or index.classes), preset) if data["val"] else None
+    return train_set, val_set, list(index.classes), index.multi_label
+
+
+def build_model(model: dict, num_classes: int, target_length: int) -> SpectrogramViT:
+    """A SpectrogramViT for training: the embedded architecture or a named AudioMAE size, initialised as configured."""
+    if model["name"] in ("embedded", "embedded_tome"):
+        net = create_embedded_model(num_classes, drop_path_rate=model["drop_path_rate"])
+    else:
+        net = create_model(
+            model["name"],
+            num_classes=num_classes,
+            target_length=target_length,
+            global_pool=model["global_pool"],
+            drop_path_rate=model["drop_path_rate"],
+        )
+    if model["checkpoint"]:
+        load_checkpoint(net, model["checkpoint"])
+    elif model["pretrained"]:
+        skipped = load_pretrained_encoder(net, model["pretrained"])
+        print(f"loaded the encoder of {model['pretrained']} ({len(skipped)} pre-training keys not used)")
+    return net
+
+
+def training_throughput(net: SpectrogramViT, tome: dict, config: TrainConfig, multilabel: bool, rounds: int) -> dict:
+    """Training samples/s (forward, backward, AdamW) without and with the configured merging, in one run."""
+    merged = copy.deepcopy(net)
+    apply_patch(merged, r=schedule_spec(tome["r"], tome["inflection"], tome["ratio"]), prop_attn=tome["prop_attn"])
+    batch = min(config.batch_size, 32)
+
+    def make_batch():
+        inputs = torch.randn(batch, net.in_chans, net.target_length, net.num_mel_bins)
+        classes = net.num_classes
+        targets = (torch.rand(batch, classes) < 0.1).float() if multilabel else torch.randint(classes, (batch,))
+        return inputs, targets
+
+    results = measure_training_throughput({"unmerged": net, "merged": merged}, make_batch, config=config, rounds=rounds)
+    return {name: result.samples_per_s for name, result in results.items()} | {"batch": batch}
+
+
+def run_training(cfg: dict, out_dir: str | Path) -> dict:
+    """Train as configured (the ``train`` config as a dict); returns a summary (also written as train_results.json)."""
+    data, tome = cfg["data"], cfg["tome"]
+    spec = schedule_spec(tome["r"], tome["inflection"], tome["ratio"])
+    train_set, val_set, classes, multilabel = build_datasets(data, cfg["train"]["seed"])
+    torch.manual_seed(cfg["train"]["seed"])
+    net = build_model(cfg["model"], len(classes), get_preset(data["preset"]).target_length)
+    config = TrainConfig(**cfg["train"], multilabel=multilabel, out_dir=str(out_dir))
+    summary: dict = {"classes": classes, "tome": tome, "multilabel": multilabel}
+    if cfg["throughput_rounds"] and int(os.environ.get("WORLD_SIZE", "1")) == 1:
+        summary["training_samples_per_s"] = training_throughput(net, tome, config, multilabel, cfg["throughput_rounds"])
+        print(f"training throughput (samples/s): {summary['training_samples_per_s']}")
+    handle = apply_patch(net, r=spec, prop_attn=tome["prop_attn"], method=tome["method"])
+    result = train(net, train_set, config, val_dataset=val_set, num_classes=len(classes))
+    summary |= {"schedule": handle.schedule(net.patch_embed.num_patches + 1), "metrics": result.metrics}
+    if result.paths:
+        path = Path(out_dir) / "train_results.json"
+        path.write_text(json.dumps(summary, indent=2, default=str) + "\n")
+        print(f"final: {result.metrics}\nwrote {path} and {', '.join(str(p) for p in result.paths.values())}")
+    return summary
+
+
+@hydra.main(version_base=None, config_path="conf", config_name="train")
+def main(cfg: DictConfig) -> None:
+    container = OmegaConf.to_container(cfg, resolve=True)
+    run_training(container, container["out_dir"] or HydraConfig.get().runtime.output_dir)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,96 @@
+"""Fine-tuning with merging: the Hydra job in one process and under torchrun (two processes, gloo), and starting
+from an AudioMAE pre-training checkpoint (encoder loaded, decoder skipped, new head)."""
+
+import json
+import os
+import socket
+import subprocess
+import sys
+
+import pytest
+import torch
+from hydra import compose, initialize_config_module
+from omegaconf import OmegaConf
+
+from tokenmerge.audio import SpectrogramViT, load_checkpoint
+from tokenmerge.audio.checkpoint import load_pretrained_encoder
+from tokenmerge.audio.spoken_words import WORDS
+from tokenmerge.audio.train import run_training
+
+from .audiomae_reference import synthetic_audiomae_state
+
+TINY = [
+    "tome.r=8",
+    "train.steps=4",
+    "train.batch_size=4",
+    "train.eval_every=2",
+    "train.log_every=2",
+    "train.num_workers=0",
+    "data.train_size=32",
+    "data.val_size=10",
+    "data.utterances_per_word=2",
+]
+
+
+def _config(overrides):
+    with initialize_config_module("tokenmerge.audio.conf", version_base=None):
+        return OmegaConf.to_container(compose("train", overrides=overrides), resolve=True)
+
+
+def test_one_process_trains_with_merging_and_reports_both_throughputs(tmp_path):
+    torch.set_num_threads(1)
+    summary = run_training(_config([*TINY, "throughput_rounds=1"]), tmp_path)
+    assert summary["schedule"] == [8] * 6 and summary["metrics"]["step"] == 4
+    assert set(summary["training_samples_per_s"]) == {"unmerged", "merged", "batch"}
+    assert 0 <= summary["metrics"]["val_top1"] <= 1
+    saved = json.loads((tmp_path / "train_results.json").read_text())
+    assert saved["classes"] == list(WORDS)
+    model = SpectrogramViT(target_length=128, num_mel_bins=128, embed_dim=128, depth=6, num_heads=4, num_classes=10)
+    load_checkpoint(model, tmp_path / "model.safetensors")  # plain weights: the patch adds no parameters
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def test_two_processes_under_torchrun(tmp_path):
+    command = [
+        sys.executable,
+        "-m",
+        "torch.distributed.run",
+        "--nproc_per_node=2",
+        f"--master_port={_free_port()}",
+        "-m",
+        "tokenmerge.audio.train",
+        *TINY,
+        "throughput_rounds=0",
+        f"hydra.run.dir={tmp_path}",
+    ]
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    done = subprocess.run(command, capture_output=True, text=True, timeout=300, env=env, cwd=tmp_path)
+    assert done.returncode == 0, done.stderr[-3000:]
+    summary = json.loads((tmp_path / "train_results.json").read_text())
+    assert summary["metrics"]["step"] == 4 and torch.isfinite(torch.tensor(summary["metrics"]["loss"]))
+    state = torch.load(tmp_path / "train_state.pt", weights_only=True)
+    assert state["world_size"] == 2
+
+
+def test_start_from_an_audiomae_pretraining_checkpoint(tmp_path):
+    state = synthetic_audiomae_state(frames=64, bins=32, patch=16, dim=32, depth=2, classes=5)
+    for key in ("fc_norm.weight", "fc_norm.bias", "head.weight", "head.bias"):
+        del state[key]
+    state |= {"norm.weight": torch.ones(32), "norm.bias": torch.zeros(32), "mask_token": torch.zeros(1, 1, 32)}
+    state |= {"decoder_embed.weight": torch.zeros(16, 32), "decoder_pos_embed": torch.zeros(1, 9, 16)}
+    torch.save({"model": state}, tmp_path / "pretrained.pth")
+    model = SpectrogramViT(target_length=64, num_mel_bins=32, embed_dim=32, depth=2, num_heads=4, num_classes=7)
+    head = model.head.weight.clone()
+    skipped = load_pretrained_encoder(model, tmp_path / "pretrained.pth")
+    assert skipped == ["decoder_embed.weight", "decoder_pos_embed", "mask_token", "norm.bias", "norm.weight"]
+    assert torch.equal(model.blocks[1].attn.qkv.weight, state["blocks.1.attn.qkv.weight"])
+    assert torch.equal(model.head.weight, head)  # the new head keeps its initialisation
+    del state["blocks.1.mlp.fc1.weight"]
+    torch.save({"model": state}, tmp_path / "broken.pth")
+    with pytest.raises(ValueError, match="blocks.1.mlp.fc1.weight"):
+        load_pretrained_encoder(model, tmp_path / "broken.pth")
