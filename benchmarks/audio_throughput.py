@@ -6,6 +6,10 @@ table and writes JSON.
 
     python benchmarks/audio_throughput.py                      # CPU, float32, batch 1, one thread
     python benchmarks/audio_throughput.py --device cuda --dtype float16 --batch 64
+    python benchmarks/audio_throughput.py --training --batch 4 --r 16 32    # training steps, with vs without merging
+
+Training throughput is forward + backward + AdamW step (``tokenmerge.core.training.measure_training_throughput``,
+learning rate 0 so every variant does the same work on the same weights), float32 (bf16 autocast with --amp).
 """
 
 from __future__ import annotations
@@ -18,6 +22,7 @@ import torch
 from tokenmerge.audio import apply_patch, create_model
 from tokenmerge.core import write_json
 from tokenmerge.core.benchmark import compare_variants
+from tokenmerge.core.training import TrainConfig, measure_training_throughput
 
 R_VALUES = (8, 16, 24, 32, 40)
 DTYPES = {"float32": torch.float32, "float16": torch.float16, "bfloat16": torch.bfloat16}
@@ -47,10 +52,17 @@ def main() -> None:
     parser.add_argument("--batch", type=int, default=1)
     parser.add_argument("--rounds", type=int, default=5)
     parser.add_argument("--threads", type=int, default=1)
-    parser.add_argument("--out", default="results/audio_throughput.json")
+    parser.add_argument("--training", action="store_true", help="time training steps instead of inference")
+    parser.add_argument("--amp", action="store_true", help="bf16 autocast in training (CUDA)")
+    parser.add_argument(
+        "--out", default=None, help="JSON path (default results/audio_{inference,training}_throughput.json)"
+    )
     args = parser.parse_args()
+    args.out = args.out or f"results/audio_{'training' if args.training else 'inference'}_throughput.json"
     torch.set_num_threads(args.threads)
     device, dtype = torch.device(args.device), DTYPES[args.dtype]
+    if args.training:
+        return training_table(args, device)
     variants, final_tokens = variants_for(args.model, args.r, device, dtype)
     spectrograms = torch.randn(args.batch, 1, 1024, 128, device=device, dtype=dtype)
     print(f"{'variant':>20}{'tokens':>8}{'GFLOPs':>9}{'clips/s':>9}{'speedup':>9}{'ideal':>8}{'of ideal':>9}")
@@ -63,6 +75,32 @@ def main() -> None:
         )
     path = write_json(rows, args.out, benchmark="audio_throughput", args=vars(args))
     print(f"wrote {path}")
+
+
+def training_table(args, device) -> None:
+    """Training samples/s of the unpatched model and ToMe at every r, interleaved rounds, median."""
+    variants, final_tokens = variants_for(args.model, args.r, device, torch.float32)
+    variants = {name: model.train() for name, model in variants.items() if "random_drop" not in name}
+
+    def make_batch():
+        return torch.randn(args.batch, 1, 1024, 128), (torch.rand(args.batch, 527) < 0.05).float()
+
+    config = TrainConfig(multilabel=True, amp=args.amp, clip_grad=None)
+    results = measure_training_throughput(variants, make_batch, config=config, warmup=1, rounds=args.rounds)
+    base = results["unpatched"].samples_per_s
+    print(f"{'variant':>20}{'tokens':>8}{'samples/s':>11}{'speedup':>9}")
+    rows = []
+    for name, result in results.items():
+        rows.append(
+            {
+                **result.to_dict(),
+                "variant": name,
+                "final_tokens": final_tokens[name],
+                "speedup": result.samples_per_s / base,
+            }
+        )
+        print(f"{name:>20}{final_tokens[name]:>8}{result.samples_per_s:>11.2f}{result.samples_per_s / base:>8.2f}x")
+    print(f"wrote {write_json(rows, args.out, benchmark='audio_training_throughput', args=vars(args))}")
 
 
 if __name__ == "__main__":
