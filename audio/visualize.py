@@ -57,12 +57,10 @@ def visualize_spectrogram_merges(
         tokens, state = handle.forward_tokens(inputs)
         predicted = int(handle.forward_head(tokens, state).argmax(-1))
         before, after = handle.tokens_per_layer(source.shape[1])[:: len(handle.schedule(source.shape[1]))]
-    pixels = spectrogram_pixels(features)
+    pixels = spectrogram_pixels(features).repeat(scale, axis=0).repeat(scale, axis=1)  # borders stay 1 pixel wide
     groups = group_map(source, handle.protected, tuple(model.patch_embed.grid_size)).T[::-1]  # like the pixels
-    panels = np.concatenate([pixels, np.full((2, pixels.shape[1], 3), 255, np.uint8), render_groups(pixels, groups)])
-    picture = Image.fromarray(panels).resize(
-        (panels.shape[1] * scale, panels.shape[0] * scale), Image.Resampling.NEAREST
-    )
+    gap = np.full((2 * scale, pixels.shape[1], 3), 255, np.uint8)
+    picture = Image.fromarray(np.concatenate([pixels, gap, render_groups(pixels, groups)]))
     name = classes[predicted] if classes else str(predicted)
     caption = f"r={r}: {before} -> {after} tokens, predicted '{name}'  (top: spectrogram, bottom: merged groups)"
     out = Image.new("RGB", (picture.width, picture.height + 16), "white")

@@ -59,8 +59,8 @@ def visualize_clip_merges(
         prefix = handle.protected
     slices, rows, cols = model.patch_embed.grid_size
     groups = group_map(source, prefix, (slices, rows, cols)).repeat(pixels.shape[0] // slices, axis=0)
+    factor = max(1, round(frame_height / pixels.shape[1]))
+    pixels = pixels.repeat(factor, axis=1).repeat(factor, axis=2)  # scale first, so borders stay 1 pixel wide
     merged = render_groups(pixels, groups)
     grid = np.concatenate([np.concatenate(list(pixels), axis=1), np.concatenate(list(merged), axis=1)], axis=0)
-    factor = max(1, round(frame_height / pixels.shape[1]))
-    picture = Image.fromarray(grid)
-    return picture.resize((picture.width * factor, picture.height * factor), Image.Resampling.NEAREST)
+    return Image.fromarray(grid)

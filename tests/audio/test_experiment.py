@@ -105,7 +105,9 @@ def test_merge_picture_over_the_spectrogram():
     picture = visualize_spectrogram_merges(model, features, r=8, classes=list(WORDS), scale=2)
     assert picture.size == (128 * 2, (128 * 2 + 2) * 2 + 16)  # time across, two panels of mel bins and a caption
     pixels = torch.from_numpy(np.array(picture))
-    groups_panel = pixels[16 + 130 * 2 :]
+    groups_panel = pixels[16 + 130 * 2 :].numpy()
     colours = {tuple(c) for c in groups_panel.reshape(-1, 3).tolist()} - {(255, 255, 255)}
     assert 2 <= len(colours) <= 65 - 16  # at most one colour per final token
+    white = (groups_panel == 255).all(-1)
+    assert white.any() and not (white[:-1, :-1] & white[1:, :-1] & white[:-1, 1:] & white[1:, 1:]).any()  # 1 px
     assert "forward" not in model.__dict__  # the patch was removed

@@ -28,3 +28,18 @@ def test_clip_picture_size_and_patch_restored():
     spacetime = np.asarray(visualize_clip_merges(model, clip, r=6, frame_height=16))
     frame = np.asarray(visualize_clip_merges(model, clip, r=6, merge_scope="frame", frame_height=16))
     assert spacetime.shape == frame.shape and not np.array_equal(spacetime, frame)
+
+
+def _has_thick_white(panel: np.ndarray) -> bool:
+    """Whether any 2 x 2 block of the panel is all white (borders 1 pixel wide never fill one)."""
+    white = (panel == 255).all(-1)
+    return bool((white[:-1, :-1] & white[1:, :-1] & white[:-1, 1:] & white[1:, 1:]).any())
+
+
+def test_borders_stay_one_pixel_wide_when_scaled():
+    torch.manual_seed(0)
+    model = SpatiotemporalViT(**TINY).eval()
+    clip = torch.rand(3, 4, 16, 16) * 0.5  # no white pixels in the clip itself
+    picture = np.asarray(visualize_clip_merges(model, clip, r=6, frame_height=64))
+    merged_row = picture[64:]
+    assert (merged_row == 255).all(-1).any() and not _has_thick_white(merged_row)
