@@ -16,6 +16,8 @@ from .pooling import size_weighted_mean, size_weighted_pool
 from .schedule import (
     ScheduleSpec,
     check_schedule,
+    clamp_note,
+    parse_schedule,
     ramp_schedule,
     resolve_schedule,
     schedule_spec,
@@ -33,6 +35,8 @@ __all__ = [
     "ToMeConfig",
     "ToMeHandle",
     "check_schedule",
+    "clamp_note",
+    "parse_schedule",
     "grouped_reduction",
     "initial_size",
     "patch_model",

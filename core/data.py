@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import logging
 import os
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -35,12 +37,20 @@ class Batch:
     skipped: list[Unreadable]
 
 
+#: Set (to "1") while an evaluation reports skipped files itself; inherited by DataLoader workers, forked or spawned.
+QUIET_SKIPS = "TOKENMERGE_QUIET_SKIPS"
+
+
 def collate_skipping(items: list) -> Batch:
-    """Stack readable ``(input, target)`` samples; log and drop :class:`Unreadable` ones (kept in ``Batch.skipped``)."""
+    """Stack readable ``(input, target)`` samples; log and drop :class:`Unreadable` ones (kept in ``Batch.skipped``).
+
+    Inside :func:`quiet_skips` nothing is logged here: the caller reports all skipped files once.
+    """
     good = [item for item in items if not isinstance(item, Unreadable)]
     skipped = [item for item in items if isinstance(item, Unreadable)]
-    for bad in skipped:
-        log.warning("skipping unreadable file %s (%s)", bad.path, bad.error)
+    if os.environ.get(QUIET_SKIPS) != "1":
+        for bad in skipped:
+            log.warning("skipping unreadable file %s (%s)", bad.path, bad.error)
     if not good:
         return Batch(torch.empty(0), torch.empty(0, dtype=torch.long), skipped)
     inputs = torch.stack([sample for sample, _ in good])
@@ -51,3 +61,32 @@ def collate_skipping(items: list) -> Batch:
 def cache_dir() -> Path:
     """Where generated embedded datasets go: $TOKENMERGE_CACHE, else ~/.cache/tokenmerge."""
     return Path(os.environ.get("TOKENMERGE_CACHE", "~/.cache/tokenmerge")).expanduser()
+
+
+@contextmanager
+def quiet_skips() -> Iterator[None]:
+    """Within the block, :func:`collate_skipping` does not log (in this process and in loader workers it starts).
+
+    Evaluations read the same files once per setting and per worker; they report the skipped ones once
+    themselves (:func:`report_skipped`) instead of repeating a warning for every pass.
+    """
+    before = os.environ.get(QUIET_SKIPS)
+    os.environ[QUIET_SKIPS] = "1"
+    try:
+        yield
+    finally:
+        if before is None:
+            os.environ.pop(QUIET_SKIPS, None)
+        else:
+            os.environ[QUIET_SKIPS] = before
+
+
+def report_skipped(skipped: list[Unreadable], shown: int = 5) -> str | None:
+    """Log one warning for all skipped files (the first ``shown`` named); returns the summary line, or None."""
+    if not skipped:
+        return None
+    summary = f"{len(skipped)} unreadable file{'s' if len(skipped) != 1 else ''} skipped (listed in results.json)"
+    named = "; ".join(f"{s.path} ({s.error})" for s in skipped[:shown])
+    more = f"; and {len(skipped) - shown} more" if len(skipped) > shown else ""
+    log.warning("%s: %s%s", summary, named, more)
+    return summary

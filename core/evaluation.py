@@ -8,20 +8,25 @@ every setting), FLOPs and the FLOPs-ideal speedup, the way the ToMe paper's tabl
 from __future__ import annotations
 
 import csv
+import logging
+import os
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import torch
 from torch import Tensor, nn
-from tqdm.auto import tqdm
 
 from .adapter import ModelAdapter, ToMeHandle, temporary_patch
-from .data import Batch, Unreadable
+from .cli import DataError, SettingError
+from .data import Batch, Unreadable, quiet_skips, report_skipped
 from .flops import count_flops
 from .metrics import classification_metrics
-from .schedule import ScheduleSpec
+from .progress import progress
+from .schedule import ScheduleSpec, clamp_note
 from .throughput import measure_interleaved, write_json
+
+log = logging.getLogger(__name__)
 
 Forward = Callable[[nn.Module, Tensor], Tensor]
 Metrics = Callable[[Tensor, Tensor, Tensor | None], dict[str, float]]
@@ -70,19 +75,60 @@ def predict(
     torch.manual_seed(seed)
     model.eval()
     logits, targets, skipped = [], [], []
-    for batch in tqdm(loader, desc=desc, leave=False):
+    for batch in progress(loader, desc, leave=False, unit="batches"):
         skipped += batch.skipped
         if len(batch.targets):
             logits.append(forward(model, batch.inputs.to(device)).float().cpu())
             targets.append(batch.targets)
     if not logits:
-        raise ValueError(f"No readable samples in the dataset ({len(skipped)} files skipped as unreadable).")
+        first = f" (first: {skipped[0].path}: {skipped[0].error})" if skipped else ""
+        raise DataError(
+            f"No readable samples in the dataset: all {len(skipped)} files were skipped as unreadable{first}. "
+            "Check that the data files are images/clips this loader can decode."
+        )
     return Predictions(torch.cat(logits), torch.cat(targets), skipped)
 
 
 def _configure(handle: ToMeHandle, setting: Setting) -> None:
     handle.config.method, handle.config.r = setting.method, setting.r
     handle.config.merge_scope = setting.merge_scope
+
+
+def _check_settings(handle: ToMeHandle, settings: list[Setting], num_tokens: int) -> dict[str, str]:
+    """Configure every setting once before any work: a bad one fails now. Returns clamping notes by setting name."""
+    notes = {}
+    for setting in settings:
+        try:
+            _configure(handle, setting)
+        except (TypeError, ValueError) as error:
+            raise SettingError(f"{setting.name}: {error}") from None
+        groups = handle.adapter.num_groups(handle.model, handle.merge_scope)
+        note = clamp_note(setting.r, len(handle.adapter.blocks(handle.model)), num_tokens, handle.protected, groups)
+        if note:
+            log.warning("%s %s", setting.method, note)
+            notes[setting.name] = note
+    _configure(handle, settings[0])
+    return notes
+
+
+def _reference_predictions(
+    model: nn.Module, loader, device, forward: Forward, input_shape: tuple[int, ...], cache: Path | None
+) -> tuple[Predictions, int]:
+    """The unmerged model's predictions and FLOPs, read from ``cache`` if a job of this sweep already made them."""
+    if cache is not None and cache.is_file():
+        saved = torch.load(cache, weights_only=True)
+        log.info("unmerged reference read from %s", cache)
+        skipped = [Unreadable(path, error) for path, error in saved["skipped"]]
+        return Predictions(saved["logits"], saved["targets"], skipped), int(saved["flops"])
+    preds = predict(model, loader, device, desc="eval tome r=0 (unmerged)", forward=forward)
+    flops = count_flops(model, torch.zeros(1, *input_shape, device=device))
+    if cache is not None:
+        cache.parent.mkdir(parents=True, exist_ok=True)
+        partial = cache.with_name(f"{cache.name}.{os.getpid()}.tmp")
+        skipped = [[s.path, s.error] for s in preds.skipped]
+        torch.save({"logits": preds.logits, "targets": preds.targets, "skipped": skipped, "flops": flops}, partial)
+        partial.replace(cache)  # atomic: parallel jobs never read half a file
+    return preds, flops
 
 
 def sweep_settings(
@@ -100,10 +146,14 @@ def sweep_settings(
     dtype: torch.dtype = torch.float32,
     forward: Forward = plain_forward,
     metrics: Metrics = classification_metrics,
+    reference_cache: str | Path | None = None,
 ) -> list[dict]:
     """Evaluate every setting on ``model``; one row per setting, the unmerged reference (r=0) first.
 
     The model is patched for the sweep and left as it was before (see :func:`tokenmerge.core.temporary_patch`).
+    Every setting is checked against the model before the first batch is read; settings that ask for more
+    merging than a block can do are clamped, and their rows say so (``note``, ``schedule``, ``tokens_per_layer``).
+    Unreadable files are reported once, after the first pass.
 
     Args:
         model: the model to evaluate.
@@ -118,29 +168,42 @@ def sweep_settings(
         dtype: model and input dtype for the speed measurement.
         forward: how to get logits from a batch of inputs (e.g. averaging several views).
         metrics: (logits, targets, reference logits) -> named scores.
+        reference_cache: a file for the unmerged model's predictions: read if it exists, else written. The jobs
+            of a multirun sweep over one model and dataset share it, so the reference pass runs once.
     """
     reference = Setting("tome", 0)
     settings = [reference] + [s for s in settings if s != reference]
-    with temporary_patch(model, adapter, 0, prop_attn=prop_attn) as handle:
+    cache = None if reference_cache is None else Path(reference_cache)
+    with temporary_patch(model, adapter, 0, prop_attn=prop_attn) as handle, quiet_skips():
         model_dtype, threads = next(model.parameters()).dtype, torch.get_num_threads()
+        num_tokens = adapter.embed(model, torch.zeros(1, *input_shape, device=device)).shape[1]
+        notes = _check_settings(handle, settings, num_tokens)
         try:
             evaluated: list[tuple[Predictions, int]] = []
-            for setting in tqdm(settings, desc="settings"):
+            for setting in progress(settings, "settings", every_step=True, describe=lambda s: s.name):
                 _configure(handle, setting)
-                preds = predict(model, loader, device, desc=setting.name, forward=forward)
+                if setting == reference:
+                    evaluated.append(_reference_predictions(model, loader, device, forward, input_shape, cache))
+                    report_skipped(evaluated[0][0].skipped)
+                    continue
+                preds = predict(model, loader, device, desc=f"eval {setting.name}", forward=forward)
                 evaluated.append((preds, count_flops(model, torch.zeros(1, *input_shape, device=device))))
             batch = torch.randn(throughput_batch, *input_shape, device=device, dtype=dtype)
             fns = {s.name: _configured_call(handle, s, batch) for s in settings}
             model.to(dtype)
             torch.set_num_threads(throughput_threads or threads)
             speed = measure_interleaved(
-                fns, batch_size=throughput_batch, device=device, dtype=dtype, rounds=throughput_rounds
+                fns,
+                batch_size=throughput_batch,
+                device=device,
+                dtype=dtype,
+                rounds=throughput_rounds,
+                desc=f"timing {len(fns)} settings",
             )
         finally:
             torch.set_num_threads(threads)
             model.to(model_dtype)
         (base_preds, base_flops), base_speed = evaluated[0], speed[reference.name].samples_per_s
-        num_tokens = adapter.embed(model, torch.zeros(1, *input_shape, device=device)).shape[1]
         rows = []
         for setting, (preds, flops) in zip(settings, evaluated):
             _configure(handle, setting)
@@ -151,7 +214,9 @@ def sweep_settings(
                     "r": list(setting.r) if isinstance(setting.r, tuple) else setting.r,
                     "merge_scope": handle.merge_scope,
                     "schedule": handle.schedule(num_tokens),
+                    "tokens_per_layer": handle.tokens_per_layer(num_tokens),
                     "final_tokens": handle.tokens_per_layer(num_tokens)[-1],
+                    "note": notes.get(setting.name, ""),
                     **metrics(preds.logits, preds.targets, base_preds.logits),
                     "samples": len(preds.targets),
                     "skipped": [s.path for s in preds.skipped],
@@ -161,6 +226,7 @@ def sweep_settings(
                     "ideal_speedup": base_flops / flops,
                     "throughput_batch": throughput_batch,
                     "device": measured.device,
+                    "processor": measured.processor,
                     "dtype": measured.dtype,
                     "threads": measured.threads,
                 }
@@ -178,33 +244,56 @@ def _configured_call(handle: ToMeHandle, setting: Setting, batch: Tensor) -> Cal
 
 
 def format_table(rows: list[dict]) -> str:
-    """A fixed-width text table of sweep rows (top-1/top-5 or mAP, whichever the rows have)."""
+    """A fixed-width text table of sweep rows (top-1/top-5 or mAP, whichever the rows have).
+
+    A clamped setting's r is marked ``*`` and explained under the table (the schedule it really ran), and the
+    number of skipped unreadable files is given; with rows of several models (a combined multirun table) a
+    model column is added.
+    """
     score = "mAP" if "mAP" in rows[0] else "top1"
-    header = (
+    models = list(dict.fromkeys(row.get("model", "") for row in rows))
+    model_width = max(len(m) for m in models) + 2 if len(models) > 1 else 0
+    header = (f"{'model':<{model_width}}" if model_width else "") + (
         f"{'method':<13}{'scope':>10}{'r':>10}{'tokens':>7}{score:>7}{'top5' if score == 'top1' else '':>7}"
         f"{'agree':>7}{'KL':>8}{'samp/s':>9}{'speedup':>8}{'ideal':>7}"
     )
-    lines = [header, "-" * len(header)]
+    lines, notes = [header, "-" * len(header)], []
     for row in rows:
         second = f"{100 * row['top5']:>7.1f}" if score == "top1" else " " * 7
+        r = str(row["r"]) + ("*" if row.get("note") else "")
+        if row.get("note") and row["note"] not in notes:
+            notes.append(row["note"])
         lines.append(
-            f"{row['method']:<13}{row['merge_scope']:>10}{str(row['r']):>10}{row['final_tokens']:>7}"
+            (f"{row.get('model', ''):<{model_width}}" if model_width else "")
+            + f"{row['method']:<13}{row['merge_scope']:>10}{r:>10}{row['final_tokens']:>7}"
             f"{100 * row[score]:>7.1f}{second}{100 * row['agreement']:>7.1f}{row['kl']:>8.3f}"
             f"{row['samples_per_s']:>9.1f}{row['speedup']:>7.2f}x{row['ideal_speedup']:>6.2f}x"
         )
+    lines += [f"* {note}" for note in notes]
+    skipped = len(rows[0].get("skipped", []))
+    if skipped:
+        lines.append(f"{skipped} unreadable file{'s' if skipped != 1 else ''} skipped (listed in results.json)")
     return "\n".join(lines)
 
 
+LIST_COLUMNS = ("skipped", "schedule", "tokens_per_layer")
+
+
 def write_results(rows: list[dict], out_dir: str | Path, stem: str = "results", **metadata) -> tuple[Path, Path]:
-    """Write rows as JSON (with metadata) and CSV; returns both paths."""
+    """Write rows as JSON (with metadata and the count of skipped files) and CSV; returns both paths.
+
+    The CSV has one column per scalar field, the schedule as text and the number of skipped files.
+    """
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
-    json_path = write_json(rows, out_dir / f"{stem}.json", **metadata)
+    skipped = len(rows[0].get("skipped", [])) if rows else 0
+    json_path = write_json(rows, out_dir / f"{stem}.json", **metadata, skipped_files=skipped)
     csv_path = out_dir / f"{stem}.csv"
-    columns = [k for k in rows[0] if k not in ("skipped", "schedule")] + ["skipped"]
+    columns = [k for k in rows[0] if k not in LIST_COLUMNS] + ["schedule", "skipped"]
     with csv_path.open("w", newline="") as f:
         writer = csv.DictWriter(f, fieldnames=columns, extrasaction="ignore")
         writer.writeheader()
         for row in rows:
-            writer.writerow({**row, "skipped": len(row["skipped"])})
+            schedule = " ".join(map(str, row.get("schedule", [])))
+            writer.writerow({**row, "schedule": schedule, "skipped": len(row.get("skipped", []))})
     return json_path, csv_path

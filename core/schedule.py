@@ -155,3 +155,49 @@ def tokens_per_layer(schedule: Sequence[int], num_tokens: int) -> list[int]:
     for r in schedule:
         counts.append(counts[-1] - r)
     return counts
+
+
+def parse_schedule(text: str) -> ScheduleSpec:
+    """A schedule spec from command-line text, in the same forms the Python API takes.
+
+    ``"8"`` -> 8 (constant); ``"8,-1"`` or ``"(8,-1)"`` -> (8, -1.0), the paper's ramp with mean r and an
+    inflection; ``"0.25"`` -> 0.25, a ratio of each block's tokens; ``"[8,8,4,4]"`` (or three or more
+    comma-separated values) -> a per-block list. The result is checked with :func:`check_schedule`.
+    """
+    raw = str(text).strip()
+    body = raw.strip("()[] ")
+    parts = [p.strip() for p in body.split(",")] if body else []
+    try:
+        numbers = [float(p) if any(c in p for c in ".eE") else int(p) for p in parts]
+    except ValueError:
+        numbers = []
+    if not numbers:
+        raise ValueError(
+            f"Cannot read the schedule {raw!r}: give r (e.g. 8), r and an inflection for the paper's ramp "
+            "(8,-1), a ratio in [0, 0.5] (0.25) or one r per block ([8,8,4,4])."
+        )
+    if raw.startswith("[") or len(numbers) > 2:
+        spec: ScheduleSpec = numbers
+    elif len(numbers) == 2:
+        spec = (numbers[0], float(numbers[1]))
+    else:
+        spec = numbers[0]
+    check_schedule(spec)
+    return spec
+
+
+def clamp_note(spec: ScheduleSpec, num_layers: int, num_tokens: int, protected: int = 0, groups: int = 1) -> str | None:
+    """A sentence saying how ``spec`` was clamped for this model, or None if every block removes what was asked.
+
+    A block can merge at most half of its mergeable tokens (:func:`~tokenmerge.core.matching.max_merge`), so a
+    large r (say 1000 on 65 tokens) removes fewer tokens than asked. Ratios never need clamping.
+    """
+    wanted, ratio = _requested(spec, num_layers)
+    if ratio is not None or resolve_schedule(spec, num_layers, num_tokens, protected) == wanted:
+        return None
+    resolved = resolve_schedule(spec, num_layers, num_tokens, protected, groups=groups)
+    shown = list(spec) if isinstance(spec, tuple) else spec
+    return (
+        f"r={shown} clamped: a block merges at most half of its mergeable tokens, so the {num_layers} blocks remove "
+        f"{resolved} ({num_tokens} -> {num_tokens - sum(resolved)} tokens)"
+    )

@@ -6,6 +6,7 @@ this project's notes on noisy shared machines: report the median of several time
 
 from __future__ import annotations
 
+import functools
 import json
 import platform
 import statistics
@@ -16,10 +17,15 @@ from pathlib import Path
 
 import torch
 
+from .progress import progress
+
 
 @dataclass
 class ThroughputResult:
-    """One throughput measurement. ``samples_per_s`` is the median over ``repeats`` timed runs."""
+    """One throughput measurement. ``samples_per_s`` is the median over ``repeats`` timed runs.
+
+    ``device`` is "cpu" or the GPU model; ``processor`` is the CPU model (the host's, on a GPU run too).
+    """
 
     samples_per_s: float
     seconds_per_batch: list[float]
@@ -29,6 +35,7 @@ class ThroughputResult:
     threads: int
     warmup: int
     repeats: int
+    processor: str = ""
     extra: dict = field(default_factory=dict)
 
     def to_dict(self) -> dict:
@@ -39,11 +46,23 @@ class ThroughputResult:
 
 
 def device_name(device: torch.device | str) -> str:
-    """A readable device name: the GPU model on CUDA, the processor on CPU."""
+    """A readable device name: the GPU model on CUDA, else the device type ("cpu"); see :func:`processor_name`."""
     device = torch.device(device)
     if device.type == "cuda":
         return torch.cuda.get_device_name(device)
-    return platform.processor() or platform.machine()
+    return device.type
+
+
+@functools.cache
+def processor_name() -> str:
+    """The CPU model ("AMD EPYC 7B13", from /proc/cpuinfo on Linux), else what ``platform`` knows."""
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return " ".join(line.partition(":")[2].split())
+    except OSError:
+        pass
+    return platform.processor() or platform.machine() or "unknown CPU"
 
 
 def _sync(device: torch.device) -> None:
@@ -71,6 +90,7 @@ def _result(
         threads=torch.get_num_threads(),
         warmup=warmup,
         repeats=len(times),
+        processor=processor_name(),
         extra=extra,
     )
 
@@ -113,6 +133,7 @@ def measure_interleaved(
     dtype: torch.dtype = torch.float32,
     warmup: int = 2,
     rounds: int = 7,
+    desc: str | None = None,
     **extra,
 ) -> dict[str, ThroughputResult]:
     """Time several variants in interleaved rounds (A, B, C, A, B, C, ...), so drifting machine load hits
@@ -122,6 +143,7 @@ def measure_interleaved(
         fns: name -> callable running one batch.
         batch_size, device, dtype, warmup, **extra: as in :func:`measure_throughput`; warm-up calls per variant.
         rounds: timed calls per variant.
+        desc: show progress over the rounds under this name (see :func:`tokenmerge.core.progress.progress`).
     """
     if rounds < 1:
         raise ValueError(f"rounds must be >= 1; got {rounds}.")
@@ -131,7 +153,8 @@ def measure_interleaved(
         for fn in fns.values():
             for _ in range(warmup):
                 fn()
-        for _ in range(rounds):
+        steps = range(rounds) if desc is None else progress(range(rounds), desc, unit="rounds", leave=False)
+        for _ in steps:
             for name, fn in fns.items():
                 times[name].append(_time_call(fn, device))
     return {

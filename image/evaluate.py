@@ -7,6 +7,8 @@ FLOPs and the FLOPs-ideal speedup, the way the ToMe paper's tables pair accuracy
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import torch
 from timm.data import resolve_data_config
 from torch import nn
@@ -29,6 +31,7 @@ def sweep(
     throughput_rounds: int = 5,
     throughput_threads: int | None = None,
     dtype: torch.dtype = torch.float32,
+    reference_cache: str | Path | None = None,
 ) -> list[dict]:
     """Evaluate every setting on an unpatched timm ViT (patched during the sweep, restored afterwards).
 
@@ -37,7 +40,7 @@ def sweep(
         loader: evaluation batches (see :func:`tokenmerge.image.data.build_eval_loader`).
         settings: methods and schedules; "tome r=0" is always added first as the reference.
         prop_attn: proportional attention for every merged setting.
-        device, throughput_batch, throughput_rounds, throughput_threads, dtype: see
+        device, throughput_batch, throughput_rounds, throughput_threads, dtype, reference_cache: see
             :func:`tokenmerge.core.evaluation.sweep_settings`.
 
     Returns:
@@ -56,4 +59,5 @@ def sweep(
         throughput_threads=throughput_threads,
         prop_attn=prop_attn,
         dtype=dtype,
+        reference_cache=reference_cache,
     )

@@ -6,15 +6,17 @@ from pathlib import Path
 
 import torch
 
-from tokenmerge.core import schedule_spec
+from tokenmerge.core.cli import SettingError
 from tokenmerge.core.data import cache_dir
+from tokenmerge.core.evaluation import Setting
+from tokenmerge.core.validation import DTYPES, check_count, check_num_classes, check_run
 
-from .data import build_eval_loader
-from .evaluate import Setting, format_table, sweep, write_results
-from .models import load_model
-from .photo_objects import write_image_folder
+from .data import build_eval_loader, check_image_folder
+from .evaluate import format_table, sweep, write_results
+from .models import check_model, load_model
+from .photo_objects import PHOTOS, write_image_folder
 
-DTYPES = {"float32": torch.float32, "float16": torch.float16, "bfloat16": torch.bfloat16}
+__all__ = ["DTYPES", "check_config", "embedded_val_root", "run_evaluation"]
 
 
 def embedded_val_root(per_class: int = 50, seed: int = 0) -> Path:
@@ -24,13 +26,39 @@ def embedded_val_root(per_class: int = 50, seed: int = 0) -> Path:
     )
 
 
-def run_evaluation(cfg: dict, out_dir: str | Path) -> list[dict]:
+def check_config(cfg: dict) -> Setting:
+    """Check every setting of an evaluation config (the ``eval`` config as a dict) without building a model or
+    reading an image: the shared settings, the model (name, weights) and the data folder (layout, classes).
+
+    Returns the run's setting; raises :class:`~tokenmerge.core.cli.UserError` with one line on what to fix.
+    """
+    setting = check_run(cfg)
+    model, data = cfg["model"], cfg["data"]
+    check_count(data.get("batch_size"), "data.batch_size")
+    check_count(data.get("workers"), "data.workers", minimum=0)
+    check_count(data.get("max_samples"), "data.max_samples", optional=True)
+    info = check_model(**model)
+    root = data.get("root")
+    classes = sorted(PHOTOS) if root is None else check_image_folder(root)
+    where = "the embedded photo-object set (data.root=null)" if root is None else f"data.root={root}"
+    if info.num_classes is not None:
+        check_num_classes(len(classes), info.num_classes, where, f"model {model['name']}")
+    if info.classes is not None and sorted(info.classes) != classes:
+        unknown = sorted(set(classes) - set(info.classes))[:5]
+        raise SettingError(
+            f"{where}: class folders {', '.join(unknown)} are not classes of model {model['name']} (its classes: "
+            f"{', '.join(info.classes[:5])}, ...): the folders must be named after the model's classes."
+        )
+    return setting
+
+
+def run_evaluation(cfg: dict, out_dir: str | Path, reference_cache: str | Path | None = None) -> list[dict]:
     """Evaluate one configuration (the ``eval`` config's fields as a dict); writes results.json/csv to out_dir.
 
-    The sweep contains the unmerged model (r=0) as reference, then ``cfg['tome']``'s setting.
+    Every setting is checked first (:func:`check_config`). The sweep contains the unmerged model (r=0) as
+    reference, then ``cfg['tome']``'s setting; ``reference_cache`` lets the jobs of a multirun share the reference.
     """
-    if cfg["dtype"] not in DTYPES:
-        raise ValueError(f"dtype must be one of {sorted(DTYPES)}; got {cfg['dtype']!r}.")
+    setting = check_config(cfg)
     torch.manual_seed(cfg["seed"])
     model_cfg, data_cfg, tome = cfg["model"], cfg["data"], cfg["tome"]
     model = load_model(**model_cfg).to(cfg["device"])
@@ -38,17 +66,16 @@ def run_evaluation(cfg: dict, out_dir: str | Path) -> list[dict]:
     loader = build_eval_loader(
         root, model, batch_size=data_cfg["batch_size"], workers=data_cfg["workers"], max_samples=data_cfg["max_samples"]
     )
-    spec = schedule_spec(tome["r"], tome["inflection"], tome["ratio"])
-    settings = [Setting(tome["method"], spec, tome.get("merge_scope"))]
     rows = sweep(
         model,
         loader,
-        settings,
+        [setting],
         prop_attn=tome["prop_attn"],
         device=cfg["device"],
         throughput_batch=cfg["throughput"]["batch_size"],
         throughput_rounds=cfg["throughput"]["rounds"],
         dtype=DTYPES[cfg["dtype"]],
+        reference_cache=reference_cache,
     )
     print(format_table(rows))
     write_results(rows, out_dir, model=model_cfg["name"], data=str(root), config=cfg)

@@ -6,12 +6,17 @@ Nothing downloads unless asked: timm's pretrained weights are taken from the loc
 
 from __future__ import annotations
 
+import difflib
+from dataclasses import dataclass
 from pathlib import Path
 
 import timm
 from torch import nn
 
-from .embedded import WEIGHTS, load_embedded_model
+from tokenmerge.core.cli import DataError, SettingError
+from tokenmerge.core.validation import check_count, check_path
+
+from .embedded import WEIGHTS, load_embedded_model, read_metadata
 
 HUB_FILENAMES = ("model.safetensors", "pytorch_model.bin", "open_clip_pytorch_model.bin")
 
@@ -30,6 +35,105 @@ def cached_pretrained_file(name: str) -> Path | None:
     return None
 
 
+#: How the model settings are spelled in messages: Hydra overrides (run_eval) or command-line flags (visualize).
+HYDRA_OPTIONS = {
+    "name": "model.name",
+    "checkpoint": "model.checkpoint",
+    "allow_download": "model.allow_download=true",
+    "random": "model.pretrained=false",
+    "num_classes": "model.num_classes",
+}
+CLI_OPTIONS = {
+    "name": "--model",
+    "checkpoint": "--checkpoint",
+    "allow_download": "--allow-download",
+    "random": "--random-weights",
+    "num_classes": "--num-classes",
+}
+
+
+@dataclass(frozen=True)
+class ModelInfo:
+    """What is known about a model before it is built: its number of outputs and, if known, its class names."""
+
+    num_classes: int | None
+    classes: list[str] | None = None
+
+
+def close_timm_names(name: str, count: int = 4) -> list[str]:
+    """timm model names close to ``name`` (same family first, e.g. ``vit_*`` for ``vit_nonexistent``)."""
+    names = timm.list_models()
+    family = [n for n in names if n.split("_")[0] == name.split("_")[0]]
+    return difflib.get_close_matches(name, family, n=count, cutoff=0.5) or difflib.get_close_matches(
+        name, names, n=count, cutoff=0.6
+    )
+
+
+def check_model(
+    name: str = "embedded",
+    *,
+    pretrained: bool = True,
+    checkpoint: str | None = None,
+    num_classes: int | None = None,
+    allow_download: bool = False,
+    options: dict[str, str] = HYDRA_OPTIONS,
+) -> ModelInfo:
+    """Check a model choice without building it: the name is a timm model (or "embedded"), its weights are there.
+
+    Args:
+        name, pretrained, checkpoint, num_classes, allow_download: as in :func:`load_model`.
+        options: how the settings are spelled in the messages (:data:`HYDRA_OPTIONS` or :data:`CLI_OPTIONS`).
+
+    Returns:
+        The number of classes the model predicts (None if only the checkpoint knows) and their names if known.
+
+    Raises:
+        SettingError: no or an unknown model name, an unknown pretrained tag, a bad num_classes.
+        DataError: a missing checkpoint file, or pretrained weights that are neither cached nor allowed to download.
+    """
+    o = options
+    if not isinstance(name, str) or name in ("", "???"):
+        raise SettingError(
+            f"{o['name']} is required: give a timm model name, e.g. {o['name']}=deit_small_patch16_224 "
+            "(python -c \"import timm; print(timm.list_models('vit*'))\" lists them)."
+        )
+    check_count(num_classes, o["num_classes"], optional=True)
+    if name == "embedded":
+        if checkpoint is None and not WEIGHTS.is_file():
+            raise DataError(
+                f"the embedded weights {WEIGHTS} are missing: train them (python -m tokenmerge.image.train_embedded "
+                f"--out {WEIGHTS}) or pass {o['checkpoint']}=/path/to/photo_vit.safetensors."
+            )
+        path = check_path(checkpoint or WEIGHTS, o["checkpoint"], "file", "Give an embedded model's weights file.")
+        classes = list(read_metadata(path)["classes"])
+        return ModelInfo(len(classes), classes)
+    if not timm.is_model(name):
+        close = close_timm_names(name)
+        matches = f"close matches: {', '.join(close)}" if close else "no close match"
+        raise SettingError(
+            f"unknown timm model {name!r} ({matches}). List the names with "
+            f"python -c \"import timm; print(timm.list_models('{name.split('_')[0]}*'))\"."
+        )
+    try:
+        cfg = timm.models.get_pretrained_cfg(name)
+    except RuntimeError:
+        tags = timm.list_pretrained(name.split(".")[0] + ".*")
+        raise SettingError(
+            f"{name!r} is not a known pretrained tag: choose one of {', '.join(tags) or name.split('.')[0]}."
+        ) from None
+    if pretrained:
+        if checkpoint:
+            check_path(checkpoint, o["checkpoint"], "file", "Give the path of a .safetensors or .pth weights file.")
+        elif cached_pretrained_file(name) is None and not allow_download:
+            raise DataError(
+                f"pretrained weights for {name!r} are not in the local Hugging Face cache: pass "
+                f"{o['checkpoint']}=/path/to/weights.safetensors, {o['allow_download']} to download them, or "
+                f"{o['random']} for random weights."
+            )
+    default = getattr(cfg, "num_classes", None) if cfg is not None else None
+    return ModelInfo(num_classes if num_classes is not None else default)
+
+
 def load_model(
     name: str = "embedded",
     *,
@@ -38,7 +142,7 @@ def load_model(
     num_classes: int | None = None,
     allow_download: bool = False,
 ) -> nn.Module:
-    """Create a model in eval mode.
+    """Create a model in eval mode (after :func:`check_model`, so a bad choice fails before anything is built).
 
     Args:
         name: "embedded" (the photo-object ViT shipped here) or a timm model name, optionally with a tag.
@@ -47,19 +151,15 @@ def load_model(
         num_classes: override the classifier size (for fine-tuned checkpoints).
         allow_download: let timm download weights that are not cached.
     """
+    check_model(
+        name, pretrained=pretrained, checkpoint=checkpoint, num_classes=num_classes, allow_download=allow_download
+    )
     if name == "embedded":
         return load_embedded_model(checkpoint or WEIGHTS)[0]
     kwargs = {} if num_classes is None else {"num_classes": num_classes}
     if not pretrained:
         return timm.create_model(name, pretrained=False, **kwargs).eval()
     file = Path(checkpoint) if checkpoint else cached_pretrained_file(name)
-    if file is None and not allow_download:
-        raise FileNotFoundError(
-            f"Pretrained weights for {name!r} are not in the local Hugging Face cache. Pass model.checkpoint="
-            "/path/to/weights.safetensors, set model.allow_download=true, or model.pretrained=false for random weights."
-        )
-    if file is not None and not file.is_file():
-        raise FileNotFoundError(f"Checkpoint {file} does not exist.")
     overlay = {"file": str(file)} if file is not None else {}
     if num_classes is not None:
         overlay["num_classes"] = num_classes  # keep the checkpoint's own classifier instead of dropping it

@@ -2,18 +2,27 @@
 
 python -m tokenmerge.image.run_eval model=vit_base_patch16_224 tome.r=16 data.root=/path/to/imagenet/val
 python -m tokenmerge.image.run_eval -m tome.r=0,4,8,12 tome.method=tome,random_drop
+
+Every setting (of every job, in a multirun) is checked before a model is built or an image is read; a mistake
+ends with one line ``error: ...`` and exit status 2 (``HYDRA_FULL_ERROR=1`` shows the traceback). The jobs of a
+multirun share the unmerged reference pass and end with one combined table in the sweep folder.
 """
 
 import hydra
-from hydra.core.hydra_config import HydraConfig
 from omegaconf import DictConfig, OmegaConf
+
+from tokenmerge.core.cli import user_errors
+from tokenmerge.core.hydra_cli import job_paths
 
 from .experiment import run_evaluation
 
 
 @hydra.main(version_base=None, config_path="conf", config_name="eval")
+@user_errors
 def main(cfg: DictConfig) -> None:
-    run_evaluation(OmegaConf.to_container(cfg, resolve=True), HydraConfig.get().runtime.output_dir)
+    config = OmegaConf.to_container(cfg, resolve=True)
+    out_dir, reference_cache = job_paths(config)
+    run_evaluation(config, out_dir, reference_cache=reference_cache)
 
 
 if __name__ == "__main__":

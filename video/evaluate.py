@@ -8,6 +8,8 @@ model, not the number of views.
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import torch
 from torch import Tensor, nn
 
@@ -36,6 +38,7 @@ def sweep(
     throughput_rounds: int = 5,
     throughput_threads: int | None = None,
     dtype: torch.dtype = torch.float32,
+    reference_cache: str | Path | None = None,
 ) -> list[dict]:
     """Evaluate every setting (method, r, merge scope) on an unpatched SpatiotemporalViT; restores it afterwards.
 
@@ -44,7 +47,7 @@ def sweep(
         loader: batches whose inputs are [B, V, 3, T, H, W] (see :func:`tokenmerge.video.data.build_video_loader`).
         settings: methods, schedules and scopes ("spacetime" / "frame"); "tome r=0" is added first as the reference.
         prop_attn: proportional attention for every merged setting.
-        device, throughput_batch, throughput_rounds, throughput_threads, dtype: see
+        device, throughput_batch, throughput_rounds, throughput_threads, dtype, reference_cache: see
             :func:`tokenmerge.core.evaluation.sweep_settings`.
     """
     return sweep_settings(
@@ -59,5 +62,6 @@ def sweep(
         throughput_threads=throughput_threads,
         prop_attn=prop_attn,
         dtype=dtype,
+        reference_cache=reference_cache,
         forward=multiview_forward,
     )

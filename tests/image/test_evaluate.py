@@ -37,3 +37,71 @@ def test_sweep_rows(setup, tmp_path):
     assert json.loads(json_path.read_text())["results"][1]["r"] == 8
     assert len(csv_path.read_text().strip().splitlines()) == 5
     assert len(format_table(rows).splitlines()) == 6
+
+
+class CountingLoader:
+    """A loader that counts how often it is iterated (one pass per evaluated setting)."""
+
+    def __init__(self, loader):
+        self.loader, self.passes = loader, 0
+
+    def __iter__(self):
+        self.passes += 1
+        return iter(self.loader)
+
+
+def test_every_setting_is_checked_before_any_batch_is_read(setup):
+    from tokenmerge.core.cli import SettingError
+
+    model, loader = setup
+    counting = CountingLoader(loader)
+    with pytest.raises(SettingError, match=r"tome r=\[8, 8, 8\]: A per-layer schedule needs one r per layer \(2\)"):
+        sweep(model, counting, [Setting("tome", 4), Setting("tome", [8, 8, 8])], throughput_rounds=1)
+    assert counting.passes == 0 and "forward" not in model.__dict__
+
+
+def test_a_clamped_setting_says_so_and_records_its_real_schedule(setup, tmp_path, caplog):
+    model, loader = setup
+    with caplog.at_level("WARNING"):
+        rows = sweep(model, loader, [Setting("tome", 1000)], throughput_batch=4, throughput_rounds=1)
+    clamped = rows[1]
+    assert clamped["r"] == 1000 and clamped["schedule"] == [32, 16] and clamped["tokens_per_layer"] == [65, 33, 17]
+    assert clamped["note"].startswith("r=1000 clamped") and "65 -> 17 tokens" in clamped["note"]
+    assert rows[0]["note"] == "" and "r=1000 clamped" in caplog.text
+    table = format_table(rows)
+    assert "1000*" in table and "* r=1000 clamped" in table
+    json_path, csv_path = write_results(rows, tmp_path)
+    saved = json.loads(json_path.read_text())["results"][1]
+    assert saved["schedule"] == [32, 16] and saved["note"] == clamped["note"]
+    assert "32 16" in csv_path.read_text()
+
+
+def test_unreadable_files_are_reported_once_per_sweep(tmp_path, caplog):
+    import logging
+
+    torch.manual_seed(0)
+    model = VisionTransformer(img_size=32, patch_size=8, embed_dim=16, depth=1, num_heads=2, num_classes=21).eval()
+    model.pretrained_cfg = dict(DATA_CONFIG)
+    root = write_image_folder(tmp_path / "val", per_class=1)
+    (root / "astronaut" / "corrupt.png").write_bytes(b"not a png")
+    loader = build_eval_loader(root, model, batch_size=8, workers=0)
+    with caplog.at_level(logging.WARNING):
+        rows = sweep(model, loader, [Setting("tome", 2), Setting("random_drop", 2)], throughput_rounds=1)
+    reports = [record.getMessage() for record in caplog.records if "corrupt.png" in record.getMessage()]
+    assert len(reports) == 1 and reports[0].startswith("1 unreadable file skipped")
+    assert all(row["skipped"] == [str(root / "astronaut" / "corrupt.png")] for row in rows)
+    assert format_table(rows).endswith("1 unreadable file skipped (listed in results.json)")
+    json_path, _ = write_results(rows, tmp_path / "out")
+    assert json.loads(json_path.read_text())["skipped_files"] == 1
+
+
+def test_the_reference_pass_is_cached_for_the_jobs_of_a_sweep(setup, tmp_path):
+    model, loader = setup
+    cache = tmp_path / "reference" / "unmerged.pt"
+    counting = CountingLoader(loader)
+    first = sweep(model, counting, [Setting("tome", 4)], throughput_rounds=1, reference_cache=cache)
+    assert counting.passes == 2 and cache.is_file()
+    second = sweep(model, counting, [Setting("random_drop", 4)], throughput_rounds=1, reference_cache=cache)
+    assert counting.passes == 3  # only the new setting read the data
+    assert second[0]["top1"] == first[0]["top1"] and second[1]["agreement"] <= 1
+    assert second[0]["gflops"] == first[0]["gflops"]
