@@ -8,6 +8,7 @@ frames gets the same colour in every frame it covers, so tokens merged over time
 from __future__ import annotations
 
 import numpy as np
+from PIL import Image, ImageDraw, ImageFont
 from torch import Tensor
 
 
@@ -34,8 +35,8 @@ def render_groups(images: np.ndarray, groups: np.ndarray, border: bool = True) -
 
     Args:
         images: [H, W, 3] or [F, H, W, 3] uint8 pixels.
-        groups: [rows, cols] or [F, rows, cols] group ids, one grid per frame (patch cells cover the pixels
-            evenly; a remainder at the right/bottom edge joins the last cell).
+        groups: [rows, cols] or [F, rows, cols] group ids, one grid per frame; patch cells cover the pixels in
+            proportion, so the picture can be drawn at any size (the borders stay 1 pixel wide).
         border: draw 1-pixel group boundaries.
 
     Returns:
@@ -45,8 +46,8 @@ def render_groups(images: np.ndarray, groups: np.ndarray, border: bool = True) -
     images, groups = (images[None], groups[None]) if single else (images, groups)
     frames, height, width, _ = images.shape
     rows, cols = groups.shape[1:]
-    ids = groups.repeat(height // rows, 1).repeat(width // cols, 2)
-    ids = np.pad(ids, ((0, 0), (0, height - ids.shape[1]), (0, width - ids.shape[2])), mode="edge")
+    row_of, col_of = np.arange(height) * rows // height, np.arange(width) * cols // width
+    ids = groups[:, row_of][:, :, col_of]
     flat_ids, flat_pixels = ids.reshape(-1), images.reshape(-1, 3).astype(np.float64)
     count = int(ids.max()) + 1
     counts = np.bincount(flat_ids, minlength=count)[:, None]
@@ -59,3 +60,57 @@ def render_groups(images: np.ndarray, groups: np.ndarray, border: bool = True) -
         out[edge] = 255.0
     out = out.round().clip(0, 255).astype(np.uint8)
     return out[0] if single else out
+
+
+def _font(size: int) -> ImageFont.ImageFont:
+    try:
+        return ImageFont.load_default(size=size)
+    except TypeError:  # Pillow < 10.1: one bitmap size
+        return ImageFont.load_default()
+
+
+def _wrap(draw: ImageDraw.ImageDraw, text: str, font, width: int) -> list[str]:
+    lines: list[str] = []
+    for word in text.split():
+        if lines and draw.textlength(f"{lines[-1]} {word}", font=font) <= width:
+            lines[-1] = f"{lines[-1]} {word}"
+        else:
+            lines.append(word)
+    return lines or [""]
+
+
+def label_panels(
+    panels: list[Image.Image], captions: list[str], title: str | None = None, font_size: int = 13
+) -> Image.Image:
+    """Panels side by side, each with its caption above it (wrapped to the panel's width), and a title on top.
+
+    Args:
+        panels: images of equal height.
+        captions: one text per panel.
+        title: a line over all panels (e.g. the model's name), or None.
+        font_size: text height in pixels (Pillow's default font).
+
+    Returns:
+        An RGB image as wide as the panels together; its lower part is the panels, unscaled.
+    """
+    if len(panels) != len(captions):
+        raise ValueError(f"need one caption per panel; got {len(captions)} captions for {len(panels)} panels.")
+    font, pad = _font(font_size), 4
+    measure = ImageDraw.Draw(Image.new("RGB", (1, 1)))
+    width = sum(p.width for p in panels)
+    blocks = [_wrap(measure, text, font, p.width - 2 * pad) for p, text in zip(panels, captions)]
+    titled = _wrap(measure, title, font, width - 2 * pad) if title else []
+    line = font_size + 3
+    top = len(titled) * line + (pad if titled else 0)
+    header = top + max(len(b) for b in blocks) * line + pad
+    out = Image.new("RGB", (width, header + max(p.height for p in panels)), "white")
+    draw = ImageDraw.Draw(out)
+    for i, text in enumerate(titled):
+        draw.text((pad, pad + i * line), text, fill="black", font=font)
+    x = 0
+    for panel, lines in zip(panels, blocks):
+        for i, text in enumerate(lines):
+            draw.text((x + pad, top + pad // 2 + i * line), text, fill=(40, 40, 40), font=font)
+        out.paste(panel.convert("RGB"), (x, header))
+        x += panel.width
+    return out

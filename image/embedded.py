@@ -14,6 +14,7 @@ from timm.models.vision_transformer import VisionTransformer
 from tokenmerge.core.checkpoint import load_saved_model, read_safetensors_metadata, save_safetensors
 
 WEIGHTS = Path(__file__).parent / "weights" / "photo_vit.safetensors"
+NAME = "embedded photo-object ViT"
 ARCH = dict(img_size=32, patch_size=4, embed_dim=192, depth=6, num_heads=3, mlp_ratio=4.0, qkv_bias=True)
 DATA_CONFIG = dict(
     input_size=(3, 32, 32), interpolation="bicubic", crop_pct=1.0, crop_mode="center", mean=(0.5,) * 3, std=(0.5,) * 3
@@ -23,7 +24,7 @@ DATA_CONFIG = dict(
 def create_embedded_model(num_classes: int, **overrides) -> VisionTransformer:
     """A randomly initialised model of the embedded architecture, with its data config attached."""
     model = VisionTransformer(num_classes=num_classes, **{**ARCH, **overrides})
-    model.pretrained_cfg = {**DATA_CONFIG, "num_classes": num_classes}
+    model.pretrained_cfg = {**DATA_CONFIG, "num_classes": num_classes, "architecture": NAME}
     return model
 
 
@@ -40,6 +41,7 @@ def read_metadata(path: str | Path = WEIGHTS) -> dict:
 def load_embedded_model(path: str | Path = WEIGHTS) -> tuple[VisionTransformer, list[str]]:
     """Load the embedded model in float32, eval mode. Returns (model, class names)."""
     model, meta = load_saved_model(path, _build_saved, "python -m tokenmerge.image.train_embedded")
+    model.pretrained_cfg["label_names"] = tuple(meta["classes"])  # read by pictures and reports
     return model, meta["classes"]
 
 

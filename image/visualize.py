@@ -1,23 +1,50 @@
 """Merge visualization as in the ToMe paper's figures: every merged group of patches in one colour.
 
-From the source map (which input patches each final token holds), each group is filled with the mean
-colour of its pixels and outlined (``tokenmerge.core.visualize``), over the image as the model sees it
-(after its eval transform).
+From the source map (which input patches each final token holds), each group is filled with the mean colour
+of its pixels and outlined (``tokenmerge.core.visualize``). The picture shows the part of the image the model
+sees (its eval resize and centre crop) at the size asked for, drawn from the original pixels, so a 32x32 model
+still gives a readable picture of a large photo; borders stay 1 pixel wide at every size. Captions name the
+model, r, the tokens left and the class the merged model predicts.
+
+    python -m tokenmerge.image.visualize photo.jpg [--model embedded] [--r 8 | 8,-1 | 0.25] [--size 384]
 """
 
 from __future__ import annotations
 
+import math
+from collections.abc import Sequence
+from pathlib import Path
+
 import numpy as np
 import torch
-from PIL import Image
+from PIL import Image, UnidentifiedImageError
 from timm.data import resolve_data_config
 from torch import Tensor, nn
 
-from tokenmerge.core import temporary_patch
-from tokenmerge.core.visualize import group_map, render_groups
+from tokenmerge.core import ScheduleSpec, initial_source, temporary_patch
+from tokenmerge.core.cli import DataError
+from tokenmerge.core.visualize import group_map, label_panels, render_groups
 
 from .data import eval_transform
 from .patch import TimmViTAdapter
+
+__all__ = ["display_view", "load_image", "model_view", "visualize_merges"]
+
+
+def load_image(path, key: str = "image") -> Image.Image:
+    """Open and decode an image file as RGB, or raise a one-line :class:`~tokenmerge.core.cli.DataError`."""
+    try:
+        with Image.open(path) as image:
+            return image.convert("RGB")
+    except FileNotFoundError:
+        raise DataError(f"{key} {path} does not exist: give the path of an image file.") from None
+    except IsADirectoryError:
+        raise DataError(f"{key} {path} is a folder: give the path of an image file.") from None
+    except (UnidentifiedImageError, OSError, ValueError) as error:
+        raise DataError(
+            f"cannot read {key} {path} ({type(error).__name__}: {error}): give a PNG, JPEG or another format "
+            "Pillow reads."
+        ) from None
 
 
 def model_view(model: nn.Module, image: Image.Image) -> tuple[Tensor, np.ndarray]:
@@ -29,50 +56,175 @@ def model_view(model: nn.Module, image: Image.Image) -> tuple[Tensor, np.ndarray
     return tensor, pixels
 
 
+def display_view(model: nn.Module, image: Image.Image, height: int) -> np.ndarray:
+    """The region of ``image`` the model sees, ``height`` pixels high, resampled from the original pixels.
+
+    timm's eval transform resizes (shorter side to ``input / crop_pct``) and centre-crops; the same region of the
+    original image is cut out here at display resolution. Other crop modes fall back to the model's view, resized.
+
+    Returns:
+        uint8 [height, width, 3], width in the model's aspect ratio.
+    """
+    config = resolve_data_config({}, model=model)
+    _, in_h, in_w = config["input_size"]
+    width = max(1, round(height * in_w / in_h))
+    image = image.convert("RGB")
+    crop_pct, mode = config.get("crop_pct") or 1.0, config.get("crop_mode") or "center"
+    W, H = image.size
+    if mode == "center" and in_h == in_w:  # torchvision Resize(int): the shorter side to input / crop_pct
+        scale_w = scale_h = math.floor(in_h / crop_pct) / min(W, H)
+    elif mode == "squash":  # both sides to input / crop_pct
+        scale_w, scale_h = math.floor(in_w / crop_pct) / W, math.floor(in_h / crop_pct) / H
+    else:
+        pixels = Image.fromarray(model_view(model, image)[1])
+        return np.asarray(pixels.resize((width, height), _resampling(pixels.height, height)))
+    box_w, box_h = in_w / scale_w, in_h / scale_h  # the centre crop, in original pixels
+    box = ((W - box_w) / 2, (H - box_h) / 2, (W + box_w) / 2, (H + box_h) / 2)
+    return np.asarray(image.resize((width, height), _resampling(box_h, height), box=box))
+
+
+def _resampling(source: float, target: int) -> Image.Resampling:
+    """Bicubic for photos; nearest for small images blown up (a 32-pixel image stays crisp instead of blurred)."""
+    return Image.Resampling.NEAREST if target > 2 * source else Image.Resampling.BICUBIC
+
+
+def model_title(model: nn.Module) -> str:
+    """The model's name from its timm config ("vit_small_patch16_224.augreg_in21k_ft_in1k"), else its class."""
+    cfg = getattr(model, "pretrained_cfg", None) or {}
+    name = cfg.get("architecture")
+    if not name:
+        return type(model).__name__
+    return f"{name}.{cfg['tag']}" if cfg.get("tag") else name
+
+
+def class_name(model: nn.Module, index: int, class_names: Sequence[str] | None = None) -> str:
+    """A readable name of class ``index``: given names, the model's ``label_names``, ImageNet's, or "class i"."""
+    names = class_names or (getattr(model, "pretrained_cfg", None) or {}).get("label_names")
+    if names is not None and 0 <= index < len(names):
+        return str(names[index])
+    from timm.data import ImageNetInfo, infer_imagenet_subset
+
+    subset = infer_imagenet_subset(model)
+    if subset:
+        return ImageNetInfo(subset).index_to_description(index).split(",")[0]
+    return f"class {index}"
+
+
 @torch.no_grad()
 def visualize_merges(
-    model: nn.Module, image: Image.Image, r=8, scale_to: int = 384, prop_attn: bool = True
+    model: nn.Module,
+    image: Image.Image,
+    r: ScheduleSpec = 8,
+    scale_to: int = 384,
+    prop_attn: bool = True,
+    *,
+    method: str = "tome",
+    labels: bool = True,
+    title: str | None = None,
+    class_names: Sequence[str] | None = None,
 ) -> Image.Image:
-    """Side by side: the model's view of the image and its merged groups after the last block.
+    """Side by side: the part of the image the model sees, and its merged groups after the last block.
 
     Args:
         model: a timm ViT (patched for the call; whatever patch it had before is restored afterwards).
-        image: any PIL image; the model's eval transform is applied.
-        r: schedule spec for merging.
-        scale_to: height in pixels of the output panels (nearest-neighbour upscaling).
+        image: any PIL image; the model's eval transform gives its input.
+        r: schedule spec for merging (8, (8, -1.0), 0.25, or one r per block).
+        scale_to: height in pixels of each of the two panels (drawn from the original image, not upscaled from
+            the model's input); captions add a strip above.
+        prop_attn: proportional attention.
+        method: "tome", or a baseline ("random_merge", "random_drop").
+        labels: caption the panels (model, input size and tokens; r, tokens left, predicted class).
+        title: the model's name in the caption (default: from its timm config).
+        class_names: names of the model's classes (default: the model's ``label_names`` or ImageNet's).
 
     Returns:
-        An RGB PIL image, two panels wide.
+        An RGB PIL image, two panels of ``scale_to`` pixels high (plus the captions).
     """
-    tensor, pixels = model_view(model, image)
-    with temporary_patch(model, TimmViTAdapter(), r, prop_attn=prop_attn) as handle:
-        source = handle.source_map(tensor.to(next(model.parameters()).device))[0].cpu()
-    groups = group_map(source, handle.protected, tuple(model.patch_embed.grid_size))
-    panels = np.concatenate([pixels, render_groups(pixels, groups)], axis=1)
-    out = Image.fromarray(panels)
-    factor = max(1, scale_to // pixels.shape[0])
-    return out.resize((out.width * factor, out.height * factor), Image.Resampling.NEAREST)
+    tensor, _ = model_view(model, image)
+    view = display_view(model, image, scale_to)
+    device = next(model.parameters()).device
+    with temporary_patch(model, TimmViTAdapter(), r, prop_attn=prop_attn, method=method) as handle:
+        tokens, state = handle.forward_tokens(tensor.to(device), trace_source=True)
+        logits = handle.forward_head(tokens, state)
+        protected = handle.protected
+    num_input = state.source.shape[-1] if state.source is not None else tokens.shape[1]
+    source = state.source if state.source is not None else initial_source(num_input, 1, device=tokens.device)
+    groups = group_map(source[0].cpu(), protected, tuple(model.patch_embed.grid_size))
+    panels = [Image.fromarray(view), Image.fromarray(render_groups(view, groups))]
+    if not labels:
+        out = Image.new("RGB", (sum(p.width for p in panels), scale_to))
+        out.paste(panels[0], (0, 0))
+        out.paste(panels[1], (panels[0].width, 0))
+        return out
+    _, in_h, in_w = tensor.shape[1:]
+    shown_r = list(r) if isinstance(r, tuple) else r
+    predicted = class_name(model, int(logits[0].argmax()), class_names)
+    what = "ToMe" if method == "tome" else method.replace("_", " ")
+    captions = [
+        f"model input {in_w}x{in_h}: {num_input} tokens",
+        f"{what} r={shown_r}: {tokens.shape[1]} tokens left; predicts {predicted}",
+    ]
+    return label_panels(panels, captions, title or model_title(model))
 
 
-def main() -> None:
-    """Command line: python -m tokenmerge.image.visualize IMAGE [--model NAME] [--r 13] [--out merges.png]."""
+def main(argv: Sequence[str] | None = None) -> None:
+    """Command line: python -m tokenmerge.image.visualize IMAGE [options] (see --help)."""
     import argparse
 
-    from .models import load_model
+    from tokenmerge.core.cli import SettingError, user_errors
+    from tokenmerge.core.schedule import check_schedule, parse_schedule
+    from tokenmerge.core.state import REDUCTIONS
+
+    from .models import CLI_OPTIONS, check_model, load_model
 
     parser = argparse.ArgumentParser(
-        description="Draw the merged groups of a timm ViT (or the embedded model) on an image."
+        prog="python -m tokenmerge.image.visualize",
+        description="Draw the merged groups of a timm ViT (or the embedded model) on an image.",
+        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
     )
     parser.add_argument("image", help="path of an image file")
-    parser.add_argument("--model", default="embedded", help="'embedded' or a timm model name")
-    parser.add_argument("--checkpoint", default=None, help="weights file (timm models); default: the local hub cache")
+    parser.add_argument("--model", default="embedded", help="'embedded' (shipped, 32x32 input) or a timm model name")
+    parser.add_argument("--checkpoint", default=None, help="weights file; timm models default to the local hub cache")
     parser.add_argument("--random-weights", action="store_true", help="timm model without pretrained weights")
-    parser.add_argument("--r", type=int, default=8)
-    parser.add_argument("--out", default="merges.png")
-    args = parser.parse_args()
-    model = load_model(args.model, pretrained=not args.random_weights, checkpoint=args.checkpoint)
-    visualize_merges(model, Image.open(args.image), r=args.r).save(args.out)
-    print(f"wrote {args.out}")
+    parser.add_argument("--allow-download", action="store_true", help="let timm download weights that are not cached")
+    parser.add_argument("--num-classes", type=int, default=None, help="classifier size of a fine-tuned checkpoint")
+    parser.add_argument("--r", default="8", help="schedule as in the API: 8, 8,-1 (ramp), 0.25 (ratio), [8,8,4,4]")
+    parser.add_argument("--method", default="tome", choices=sorted(REDUCTIONS))
+    parser.add_argument("--no-prop-attn", action="store_true", help="turn proportional attention off (MAE models)")
+    parser.add_argument("--size", type=int, default=384, help="height of each panel in pixels")
+    parser.add_argument("--out", default="merges.png", help="where to write the picture")
+    args = parser.parse_args(argv)
+
+    @user_errors
+    def run() -> None:
+        try:
+            spec = parse_schedule(args.r)
+        except (TypeError, ValueError) as error:
+            raise SettingError(f"--r {args.r}: {error}") from None
+        if args.size < 8:
+            raise SettingError(f"--size {args.size} is too small: give the panel height in pixels, e.g. 384.")
+        pretrained = not args.random_weights
+        weights = dict(checkpoint=args.checkpoint, num_classes=args.num_classes, allow_download=args.allow_download)
+        check_model(args.model, pretrained=pretrained, options=CLI_OPTIONS, **weights)
+        image = load_image(args.image)
+        model = load_model(args.model, pretrained=pretrained, **weights)
+        try:
+            check_schedule(spec, len(model.blocks))
+        except (TypeError, ValueError) as error:
+            raise SettingError(f"--r {args.r}: {error}") from None
+        title = model_title(model) + (" (random weights)" if args.random_weights else "")
+        picture = visualize_merges(
+            model, image, r=spec, scale_to=args.size, prop_attn=not args.no_prop_attn, method=args.method, title=title
+        )
+        out = Path(args.out)
+        out.parent.mkdir(parents=True, exist_ok=True)
+        try:
+            picture.save(out)
+        except (OSError, ValueError) as error:
+            raise SettingError(f"--out {out}: cannot write the picture ({error}); use a .png or .jpg path.") from None
+        print(f"wrote {out}")
+
+    run()
 
 
 if __name__ == "__main__":

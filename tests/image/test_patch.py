@@ -156,6 +156,18 @@ def test_unsupported_models_get_clear_errors():
         apply_patch(_model("class_token"), r=4, method="kmeans")
 
 
+def test_bad_r_fails_at_apply_patch_not_at_the_first_forward():
+    model = _model("class_token")
+    for r, message in ((-1, ">= 0"), (0.6, r"ratio .*\[0, 0.5\]"), ([4, 4], "one r per layer \\(3\\)"), ("8", "int")):
+        with pytest.raises((TypeError, ValueError), match=message):
+            apply_patch(model, r=r)
+        assert "forward" not in model.__dict__  # nothing was installed
+    handle = apply_patch(model, r=4)
+    with pytest.raises(ValueError, match=">= 0"):
+        handle.config.r = -3
+    assert handle.config.r == 4 and handle.active
+
+
 def test_patched_model_compiles_to_one_graph():
     # No data-dependent Python control flow or .item() in the hot path: dynamo captures one graph.
     model, x = _model("class_token"), _images(2)
