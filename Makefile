@@ -16,11 +16,15 @@ $(STAMP):
 	@rm -f $(VENV)/.installed-*
 	@touch $(STAMP)
 
+# make demo DEMO_OUT=dir writes everything under dir/image, dir/video, dir/audio (default: each demo's own folder,
+# results/demo, outputs/demo/video, outputs/demo/audio). Progress goes to stderr: bars on a terminal, lines in a log.
+DEMO_OUT ?=
+
 demo: venv
-	$(PY) -m tokenmerge.image.demo
-	@if [ -f video/weights/clip_vit.safetensors ]; then $(PY) -m tokenmerge.video.demo; \
+	$(PY) -m tokenmerge.image.demo $(if $(DEMO_OUT),--out $(DEMO_OUT)/image)
+	@if [ -f video/weights/clip_vit.safetensors ]; then $(PY) -m tokenmerge.video.demo $(if $(DEMO_OUT),--out $(DEMO_OUT)/video); \
 	else echo "video demo skipped: video/weights/clip_vit.safetensors is not trained yet (python -m tokenmerge.video.train_embedded)"; fi
-	@if [ -f audio/weights/speech_vit_tome.safetensors ]; then $(PY) -m tokenmerge.audio.demo; \
+	@if [ -f audio/weights/speech_vit_tome.safetensors ]; then $(PY) -m tokenmerge.audio.demo $(if $(DEMO_OUT),--out $(DEMO_OUT)/audio); \
 	else echo "audio demo skipped: audio/weights/*.safetensors are not trained yet (python -m tokenmerge.audio.train_embedded)"; fi
 
 # pytest exits 5 when it collects no tests: fail loudly rather than pass an empty suite.

@@ -198,7 +198,7 @@ def sweep_settings(
                 device=device,
                 dtype=dtype,
                 rounds=throughput_rounds,
-                desc=f"timing {len(fns)} settings",
+                desc=f"timing {len(fns)} settings, round",
             )
         finally:
             torch.set_num_threads(threads)

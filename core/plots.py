@@ -8,36 +8,73 @@ import matplotlib
 
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
+from matplotlib.figure import Figure  # noqa: E402
 
 LABELS = {"tome": "ToMe (bipartite soft matching)", "random_merge": "random merging", "random_drop": "random dropping"}
+#: Where a point's label may go (offset in points), tried in order until it overlaps no label placed before.
+OFFSETS = [(4, 4), (4, -11), (-26, 4), (-26, -11), (4, 12), (4, -19), (-26, 12), (-26, -19), (12, -4), (-34, -4)]
 
 
-def plot_accuracy_vs_speed(rows: list[dict], path: str | Path, title: str = "") -> Path:
-    """Two panels, top-1 and agreement (%) against samples/s, one line per method (and merge scope), points
-    labelled with r. Sweeps with several scopes (video) get one line per method and scope."""
+def speed_axis_label(row: dict) -> str:
+    """ "throughput (samples/s, batch 64, cpu: AMD EPYC 7B13, 1 thread)" from a sweep row."""
+    device = row["device"]
+    processor = row.get("processor")
+    where = f"{device}: {processor}" if device == "cpu" and processor else device
+    threads = row.get("threads")
+    extra = f", {threads} thread{'s' if threads != 1 else ''}" if device == "cpu" and threads else ""
+    return f"throughput (samples/s, batch {row['throughput_batch']}, {where}{extra})"
+
+
+def accuracy_speed_figure(rows: list[dict], title: str = "") -> Figure:
+    """Two panels, top-1 (or mAP) and agreement (%) against samples/s, one line per method (and merge scope),
+    ToMe's points labelled with r where the label does not overlap another."""
     fig, axes = plt.subplots(1, 2, figsize=(11, 4.2))
     scoped = len({row.get("merge_scope") for row in rows}) > 1
     line_of = lambda row: f"{row['method']} {row['merge_scope']}" if scoped else row["method"]  # noqa: E731
     methods = list(dict.fromkeys(line_of(row) for row in rows[1:]))
     reference = rows[0]
-    for ax, metric, label in (
-        (axes[0], "top1", "top-1 accuracy (%)"),
-        (axes[1], "agreement", "agreement with r=0 (%)"),
-    ):
+    score, score_label = ("mAP", "mAP (%)") if "mAP" in reference else ("top1", "top-1 accuracy (%)")
+    labelled: dict = {}
+    for ax, metric, label in ((axes[0], score, score_label), (axes[1], "agreement", "agreement with r=0 (%)")):
+        labelled[ax] = []
         for method in methods:
             points = [reference] + [r for r in rows[1:] if line_of(r) == method]
             xs, ys = [p["samples_per_s"] for p in points], [100 * p[metric] for p in points]
             name, _, scope = method.partition(" ")
             ax.plot(xs, ys, marker="o", label=LABELS.get(name, name) + (f" ({scope})" if scope else ""))
             if name == "tome" and scope != "frame":
-                for p, x, y in zip(points, xs, ys):
-                    ax.annotate(f"r={p['r']}", (x, y), textcoords="offset points", xytext=(4, 4), fontsize=7)
-        ax.set_xlabel(f"throughput (samples/s, batch {reference['throughput_batch']}, {reference['device']})")
+                labelled[ax] += [(f"r={p['r']}", x, y) for p, x, y in zip(points, xs, ys)]
+        ax.set_xlabel(speed_axis_label(reference))
         ax.set_ylabel(label)
         ax.grid(alpha=0.3)
-    axes[0].legend()
+    axes[0].legend(fontsize=8)
     fig.suptitle(title)
     fig.tight_layout()
+    for ax, labels in labelled.items():  # after the layout, so the label boxes are where they will be drawn
+        _place_labels(fig, ax, labels)
+    return fig
+
+
+def _place_labels(fig: Figure, ax, labels: list[tuple[str, float, float]]) -> None:
+    """Annotate points, moving a label around its point until it overlaps no earlier one; else leave it out."""
+    renderer = fig.canvas.get_renderer()
+    placed, seen = [], set()
+    for text, x, y in labels:
+        if (text, x, y) in seen:  # the shared r=0 reference
+            continue
+        seen.add((text, x, y))
+        for offset in OFFSETS:
+            note = ax.annotate(text, (x, y), textcoords="offset points", xytext=offset, fontsize=7)
+            box = note.get_window_extent(renderer).expanded(1.05, 1.1)
+            if not any(box.overlaps(other) for other in placed):
+                placed.append(box)
+                break
+            note.remove()
+
+
+def plot_accuracy_vs_speed(rows: list[dict], path: str | Path, title: str = "") -> Path:
+    """Draw :func:`accuracy_speed_figure` and save it as a PNG; returns the path."""
+    fig = accuracy_speed_figure(rows, title)
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     fig.savefig(path, dpi=120)

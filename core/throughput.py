@@ -153,7 +153,7 @@ def measure_interleaved(
         for fn in fns.values():
             for _ in range(warmup):
                 fn()
-        steps = range(rounds) if desc is None else progress(range(rounds), desc, unit="rounds", leave=False)
+        steps = range(rounds) if desc is None else progress(range(rounds), desc, leave=False, every_step=True)
         for _ in steps:
             for name, fn in fns.items():
                 times[name].append(_time_call(fn, device))

@@ -4,6 +4,8 @@ Sweeps r for ToMe and for the random baselines on the held-out images, then prin
 writes results.json / results.csv, an accuracy-vs-throughput plot and a merge visualization:
 
     python -m tokenmerge.image.demo [--out results/demo] [--quick]
+
+Progress goes to stderr: bars on a terminal, one line per step when the output is a file or a pipe.
 """
 
 from __future__ import annotations
@@ -15,6 +17,7 @@ import numpy as np
 import torch
 from PIL import Image
 
+from tokenmerge.core.cli import DataError, user_errors
 from tokenmerge.core.plots import plot_accuracy_vs_speed
 
 from .data import build_eval_loader
@@ -74,11 +77,23 @@ def run_demo(
     return rows
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--out", default="results/demo")
+class _HelpFormatter(argparse.RawDescriptionHelpFormatter, argparse.ArgumentDefaultsHelpFormatter):
+    """The module docstring as written, and every option's default."""
+
+
+@user_errors
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(
+        prog="python -m tokenmerge.image.demo", description=__doc__, formatter_class=_HelpFormatter
+    )
+    parser.add_argument("--out", default="results/demo", help="output folder (make demo DEMO_OUT=... sets it)")
     parser.add_argument("--quick", action="store_true", help="fewer samples, r values and timing rounds")
-    args = parser.parse_args()
+    args = parser.parse_args(argv)
+    if not WEIGHTS.is_file():
+        raise DataError(
+            f"the embedded weights {WEIGHTS} are missing: train them "
+            f"(python -m tokenmerge.image.train_embedded --out {WEIGHTS})."
+        )
     if args.quick:
         run_demo(args.out, r_values=(4, 12), max_samples=210, throughput_rounds=2)
     else:

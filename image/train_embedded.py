@@ -1,6 +1,9 @@
 """Train the embedded photo-object ViT (fixed seed; reproduces ``image/weights/photo_vit.safetensors``).
 
-    python -m tokenmerge.image.train_embedded [--steps 1500] [--out image/weights/photo_vit.safetensors]
+    python -m tokenmerge.image.train_embedded [--steps 1500] [--out results/train_embedded/photo_vit.safetensors]
+
+The default output is outside the package, so a trial run never overwrites the shipped weights; to replace them,
+pass ``--out image/weights/photo_vit.safetensors`` explicitly.
 
 AdamW with warm-up and cosine decay, label smoothing, stochastic depth, fresh random crops every step
 (``photo_objects.RandomObjects``). Prints validation accuracy on the held-out right-hand regions as it goes.
@@ -11,13 +14,18 @@ from __future__ import annotations
 
 import argparse
 import math
+import sys
 import time
 from pathlib import Path
 
 import torch
 import torchvision.transforms.v2 as T
 from torch.utils.data import DataLoader
-from tqdm.auto import tqdm
+from tqdm import tqdm
+
+from tokenmerge.core.cli import user_errors
+from tokenmerge.core.progress import progress
+from tokenmerge.core.validation import check_count
 
 from .embedded import DATA_CONFIG, WEIGHTS, create_embedded_model, save_embedded_model
 from .patch import apply_patch
@@ -68,9 +76,10 @@ def train(
     tome_r: int = 0,
     eval_every: int = 250,
     workers: int = 1,
-    out: str | Path | None = WEIGHTS,
+    out: str | Path | None = None,
 ) -> tuple[torch.nn.Module, float]:
-    """Train from scratch; returns (model, final validation accuracy) and saves to ``out`` if given."""
+    """Train from scratch; returns (model, final validation accuracy) and saves to ``out`` if given (no default:
+    the shipped weights are only replaced when asked for by path)."""
     torch.manual_seed(seed)
     classes = sorted(PHOTOS)
     size = DATA_CONFIG["input_size"][-1]
@@ -86,8 +95,7 @@ def train(
     val_images, val_labels = _validation_batch(per_class=20, size=size, seed=seed + 1)
     model.train()
     start, accuracy = time.time(), 0.0
-    progress = tqdm(loader, total=steps, desc="train", mininterval=10)
-    for step, (images, labels) in enumerate(progress):
+    for step, (images, labels) in enumerate(progress(loader, "train", total=steps, unit="steps", interval=60)):
         loss = loss_fn(model(images), labels)
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
@@ -96,8 +104,9 @@ def train(
         scheduler.step()
         if (step + 1) % eval_every == 0 or step + 1 == steps:
             accuracy = _accuracy(model, val_images, val_labels)
-            progress.write(
-                f"step {step + 1}: loss {loss.item():.3f}  val acc {accuracy:.3f}  ({time.time() - start:.0f} s)"
+            tqdm.write(
+                f"step {step + 1}: loss {loss.item():.3f}  val acc {accuracy:.3f}  ({time.time() - start:.0f} s)",
+                file=sys.stderr,
             )
     model.eval()
     if out is not None:
@@ -115,16 +124,30 @@ def train(
     return model, accuracy
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--steps", type=int, default=1500)
-    parser.add_argument("--batch-size", type=int, default=64)
-    parser.add_argument("--lr", type=float, default=1e-3)
-    parser.add_argument("--seed", type=int, default=0)
+DEFAULT_OUT = Path("results/train_embedded/photo_vit.safetensors")
+
+
+class _HelpFormatter(argparse.RawDescriptionHelpFormatter, argparse.ArgumentDefaultsHelpFormatter):
+    """The module docstring as written, and every option's default."""
+
+
+@user_errors
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(
+        prog="python -m tokenmerge.image.train_embedded", description=__doc__, formatter_class=_HelpFormatter
+    )
+    parser.add_argument("--steps", type=int, default=1500, help="optimizer steps")
+    parser.add_argument("--batch-size", type=int, default=64, help="images per step")
+    parser.add_argument("--lr", type=float, default=1e-3, help="peak learning rate (AdamW, warm-up + cosine)")
+    parser.add_argument("--seed", type=int, default=0, help="seed of the weights and the random training images")
     parser.add_argument("--tome-r", type=int, default=0, help="train with merging (r per block)")
-    parser.add_argument("--workers", type=int, default=1)
-    parser.add_argument("--out", default=str(WEIGHTS))
-    args = parser.parse_args()
+    parser.add_argument("--workers", type=int, default=1, help="DataLoader worker processes")
+    parser.add_argument("--out", default=str(DEFAULT_OUT), help=f"weights file to write (shipped: {WEIGHTS})")
+    args = parser.parse_args(argv)
+    for name in ("steps", "batch_size"):
+        check_count(getattr(args, name), f"--{name.replace('_', '-')}")
+    check_count(args.tome_r, "--tome-r", minimum=0)
+    check_count(args.workers, "--workers", minimum=0)
     _, accuracy = train(
         args.steps, args.batch_size, args.lr, seed=args.seed, tome_r=args.tome_r, workers=args.workers, out=args.out
     )

@@ -34,3 +34,6 @@ def test_notebook_executes(path, tmp_path, monkeypatch):
     NotebookClient(nb, timeout=600, kernel_name="python3", resources={"metadata": {"path": str(tmp_path)}}).execute()
     errors = [o for c in nb.cells for o in c.get("outputs", []) if o.get("output_type") == "error"]
     assert not errors
+    assert not (tmp_path / "results").exists(), "the notebook wrote results/ into the folder it runs in"
+    streams = "".join(o["text"] for c in nb.cells for o in c.get("outputs", []) if o.get("output_type") == "stream")
+    assert "\r" not in streams and len(streams) < 20_000, "progress bars bloat the executed notebook"

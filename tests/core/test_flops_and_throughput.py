@@ -40,3 +40,12 @@ def test_measure_interleaved_alternates_variants():
     )
     assert order == ["a", "b"] + ["a", "b"] * 3
     assert results["a"].repeats == 3 and results["b"].to_dict()["variant"] == "b" and results["a"].to_dict()["r"] == 8
+
+
+def test_cpu_runs_say_cpu_and_name_the_processor_separately():
+    from tokenmerge.core.throughput import device_name, processor_name
+
+    result = measure_throughput(lambda: None, batch_size=1, warmup=0, repeats=1)
+    assert device_name("cpu") == "cpu" and result.device == "cpu"
+    assert result.processor == processor_name() and result.processor not in ("", "cpu")
+    assert result.to_dict()["processor"] == result.processor

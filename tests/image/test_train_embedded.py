@@ -14,3 +14,26 @@ def test_a_few_training_steps_save_a_loadable_model(tmp_path):
     assert len(classes) == 21 and 0 <= accuracy <= 1
     images = torch.randn(2, 3, 32, 32)
     assert loaded(images).shape == (2, 21)
+
+
+def test_a_trial_run_never_overwrites_the_shipped_weights(tmp_path, monkeypatch, capsys):
+    import hashlib
+
+    import pytest
+
+    from tokenmerge.image.embedded import WEIGHTS
+    from tokenmerge.image.train_embedded import main
+
+    torch.set_num_threads(1)
+    before = hashlib.sha256(WEIGHTS.read_bytes()).hexdigest() if WEIGHTS.is_file() else None
+    monkeypatch.chdir(tmp_path)
+    main(["--steps", "2", "--batch-size", "4", "--workers", "0"])
+    assert (tmp_path / "results" / "train_embedded" / "photo_vit.safetensors").is_file()
+    after = hashlib.sha256(WEIGHTS.read_bytes()).hexdigest() if WEIGHTS.is_file() else None
+    assert after == before
+    with pytest.raises(SystemExit):
+        main(["--help"])
+    assert "(default: results/train_embedded/photo_vit.safetensors)" in " ".join(capsys.readouterr().out.split())
+    with pytest.raises(SystemExit) as info:
+        main(["--steps", "0"])
+    assert info.value.code == 2 and "error: --steps=0 is not valid" in capsys.readouterr().err
