@@ -7,6 +7,8 @@ throughput, FLOPs and the FLOPs-ideal speedup (:func:`tokenmerge.core.evaluation
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import torch
 from torch import nn
 
@@ -28,6 +30,7 @@ def sweep(
     throughput_rounds: int = 5,
     throughput_threads: int | None = None,
     dtype: torch.dtype = torch.float32,
+    reference_cache: str | Path | None = None,
 ) -> list[dict]:
     """Evaluate every setting (method, r) on a SpectrogramViT; the model is left as it was.
 
@@ -37,7 +40,7 @@ def sweep(
         settings: methods and schedules; "tome r=0" is added first as the reference.
         multilabel: score by mAP (multi-hot targets [B, K]) instead of top-1 (class indices [B]).
         prop_attn: proportional attention for every merged setting.
-        device, throughput_batch, throughput_rounds, throughput_threads, dtype: see
+        device, throughput_batch, throughput_rounds, throughput_threads, dtype, reference_cache: see
             :func:`tokenmerge.core.evaluation.sweep_settings`.
     """
     return sweep_settings(
@@ -52,5 +55,6 @@ def sweep(
         throughput_rounds=throughput_rounds,
         throughput_threads=throughput_threads,
         dtype=dtype,
+        reference_cache=reference_cache,
         metrics=multilabel_metrics if multilabel else classification_metrics,
     )

@@ -6,16 +6,20 @@ from pathlib import Path
 
 import torch
 
-from tokenmerge.core import schedule_spec
+from tokenmerge.core.checkpoint import read_safetensors_metadata
+from tokenmerge.core.cli import DataError, SettingError
 from tokenmerge.core.data import cache_dir
 from tokenmerge.core.evaluation import Setting, format_table, write_results
+from tokenmerge.core.validation import DTYPES, check_choice, check_count, check_num_classes, check_path, check_run
 
-from .data import build_audio_loader, is_multilabel
+from .data import build_audio_loader, is_multilabel, load_index
 from .evaluate import sweep
-from .models import load_model
+from .features import PRESETS
+from .model import CONFIGS
+from .models import EMBEDDED, load_model
 from .spoken_words import write_audio_dataset
 
-DTYPES = {"float32": torch.float32, "float16": torch.float16, "bfloat16": torch.bfloat16}
+__all__ = ["DTYPES", "check_config", "embedded_val_index", "run_evaluation"]
 
 
 def embedded_val_index(per_class: int = 50, seed: int = 0) -> Path:
@@ -24,15 +28,53 @@ def embedded_val_index(per_class: int = 50, seed: int = 0) -> Path:
     return root / "val.csv"
 
 
-def run_evaluation(cfg: dict, out_dir: str | Path) -> list[dict]:
+def check_config(cfg: dict) -> Setting:
+    """Check every setting of an audio evaluation config before a model is built or a file is read: the shared
+    settings, the feature preset, the model (name, checkpoint) and the index (its classes against the model's).
+
+    Returns the run's setting; raises :class:`~tokenmerge.core.cli.UserError` with one line on what to fix.
+    """
+    setting = check_run(cfg)
+    data, model = cfg["data"], cfg["model"]
+    check_count(data.get("batch_size"), "data.batch_size")
+    check_count(data.get("workers"), "data.workers", minimum=0)
+    check_count(data.get("max_samples"), "data.max_samples", optional=True)
+    check_count(data.get("per_class"), "data.per_class", optional=True)
+    check_choice(data.get("preset"), sorted(PRESETS), "data.preset")
+    name, checkpoint = model.get("name"), model.get("checkpoint")
+    for key in ("num_classes", "target_length"):
+        check_count(model.get(key), f"model.{key}", optional=True)
+    if name in EMBEDDED:
+        hint = "Train it: python -m tokenmerge.audio.train_embedded."
+        path = check_path(checkpoint or EMBEDDED[name], "model.checkpoint", "file", hint)
+        num_classes = len(read_safetensors_metadata(path)["classes"])
+    else:
+        check_choice(name, [*sorted(EMBEDDED), *sorted(CONFIGS)], "model.name")
+        if checkpoint:
+            check_path(checkpoint, "model.checkpoint", "file", "Give an AudioMAE .pth or a .safetensors checkpoint.")
+        num_classes = model.get("num_classes") or 527
+    for key in ("root", "classes"):
+        if data.get(key) == "???":
+            raise SettingError(f"data.{key} is required for this dataset: pass data.{key}=/path/to/it.")
+    if data.get("root") is None:
+        return setting
+    try:
+        index = load_index(data["root"], data.get("classes"))
+    except (FileNotFoundError, ValueError) as error:
+        raise DataError(f"data.root={data['root']}: {error}") from None
+    if index.classes is not None:
+        check_num_classes(len(index.classes), num_classes, f"data.root={data['root']}", f"model {name}")
+    return setting
+
+
+def run_evaluation(cfg: dict, out_dir: str | Path, reference_cache: str | Path | None = None) -> list[dict]:
     """Evaluate one configuration (the ``eval`` config's fields as a dict); writes results.json/csv to out_dir.
 
-    The sweep contains the unmerged model (r=0) as reference, then ``cfg['tome']``'s setting.
+    Every setting is checked first (:func:`check_config`). The sweep contains the unmerged model (r=0) as
+    reference, then ``cfg['tome']``'s setting; ``reference_cache`` lets the jobs of a multirun share the reference.
     """
-    if cfg["dtype"] not in DTYPES:
-        raise ValueError(f"dtype must be one of {sorted(DTYPES)}; got {cfg['dtype']!r}.")
+    setting = check_config(cfg)
     tome, data = cfg["tome"], cfg["data"]
-    settings = [Setting(tome["method"], schedule_spec(tome["r"], tome["inflection"], tome["ratio"]))]
     torch.manual_seed(cfg["seed"])
     model = load_model(**cfg["model"]).to(cfg["device"])
     source = data["root"] or embedded_val_index(per_class=data["per_class"] or 50)
@@ -47,17 +89,15 @@ def run_evaluation(cfg: dict, out_dir: str | Path) -> list[dict]:
     rows = sweep(
         model,
         loader,
-        settings,
+        [setting],
         multilabel=is_multilabel(loader),
         prop_attn=tome["prop_attn"],
         device=cfg["device"],
         throughput_batch=cfg["throughput"]["batch_size"],
         throughput_rounds=cfg["throughput"]["rounds"],
         dtype=DTYPES[cfg["dtype"]],
+        reference_cache=reference_cache,
     )
     print(format_table(rows))
-    skipped = rows[0]["skipped"]
-    if skipped:
-        print(f"{len(skipped)} unreadable audio files were skipped (listed in results.json)")
     write_results(rows, out_dir, model=cfg["model"]["name"], data=str(source), config=cfg)
     return rows

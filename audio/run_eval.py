@@ -4,18 +4,26 @@ python -m tokenmerge.audio.run_eval                                    # the emb
 python -m tokenmerge.audio.run_eval -m model=embedded,embedded_tome tome.r=4,8 tome.method=tome,random_drop
 python -m tokenmerge.audio.run_eval experiment=paper_audioset_vit_base model.checkpoint=/w/as.pth \
     data.root=/as/eval.csv data.classes=/as/class_labels_indices.csv
+
+Every setting (of every job, in a multirun) is checked before a model is built or a file is read; a mistake
+ends with one line ``error: ...`` and exit status 2 (``HYDRA_FULL_ERROR=1`` shows the traceback).
 """
 
 import hydra
-from hydra.core.hydra_config import HydraConfig
 from omegaconf import DictConfig, OmegaConf
+
+from tokenmerge.core.cli import user_errors
+from tokenmerge.core.hydra_cli import job_paths
 
 from .experiment import run_evaluation
 
 
 @hydra.main(version_base=None, config_path="conf", config_name="eval")
+@user_errors
 def main(cfg: DictConfig) -> None:
-    run_evaluation(OmegaConf.to_container(cfg, resolve=True), HydraConfig.get().runtime.output_dir)
+    config = OmegaConf.to_container(cfg, resolve=True)
+    out_dir, reference_cache = job_paths(config)
+    run_evaluation(config, out_dir, reference_cache=reference_cache)
 
 
 if __name__ == "__main__":

@@ -23,13 +23,15 @@ from hydra.core.hydra_config import HydraConfig
 from omegaconf import DictConfig, OmegaConf
 
 from tokenmerge.core import schedule_spec
+from tokenmerge.core.cli import DataError, SettingError, user_errors
 from tokenmerge.core.training import TrainConfig, measure_training_throughput, train
+from tokenmerge.core.validation import check_choice, check_path, check_tome
 
 from .checkpoint import load_checkpoint, load_pretrained_encoder
 from .data import AudioDataset, load_index
 from .embedded import create_embedded_model
-from .features import get_preset
-from .model import SpectrogramViT, create_model
+from .features import PRESETS, get_preset
+from .model import CONFIGS, SpectrogramViT, create_model
 from .patch import apply_patch
 from .spoken_words import WORDS, SpokenWordsDataset
 
@@ -88,14 +90,37 @@ def training_throughput(net: SpectrogramViT, tome: dict, config: TrainConfig, mu
     return {name: result.samples_per_s for name, result in results.items()} | {"batch": batch}
 
 
+def check_config(cfg: dict) -> TrainConfig:
+    """Check every setting before any data is read or model built; returns the training hyper-parameters.
+
+    Raises :class:`~tokenmerge.core.cli.UserError` with one line on what to fix.
+    """
+    check_tome(cfg["tome"])
+    data, model = cfg["data"], cfg["model"]
+    check_choice(data["preset"], sorted(PRESETS), "data.preset")
+    check_choice(model["name"], ["embedded", "embedded_tome", *sorted(CONFIGS)], "model.name")
+    for key in ("checkpoint", "pretrained"):
+        if model[key]:
+            check_path(model[key], f"model.{key}", "file", "Give an AudioMAE .pth or a .safetensors file.")
+    for key in ("train", "val", "classes"):
+        if data[key] and not Path(data[key]).exists():
+            raise DataError(f"data.{key}={data[key]} does not exist; give a CSV index or a class-folder tree.")
+    try:
+        return TrainConfig(**cfg["train"])
+    except (TypeError, ValueError) as error:
+        raise SettingError(f"train: {error}") from None
+
+
 def run_training(cfg: dict, out_dir: str | Path) -> dict:
     """Train as configured (the ``train`` config as a dict); returns a summary (also written as train_results.json)."""
+    check_config(cfg)
     data, tome = cfg["data"], cfg["tome"]
     spec = schedule_spec(tome["r"], tome["inflection"], tome["ratio"])
     train_set, val_set, classes, multilabel = build_datasets(data, cfg["train"]["seed"])
     torch.manual_seed(cfg["train"]["seed"])
     net = build_model(cfg["model"], len(classes), get_preset(data["preset"]).target_length)
-    config = TrainConfig(**cfg["train"], multilabel=multilabel, out_dir=str(out_dir))
+    smoothing = {"label_smoothing": 0.0} if multilabel else {}  # multi-label sets train with plain BCE
+    config = TrainConfig(**{**cfg["train"], **smoothing}, multilabel=multilabel, out_dir=str(out_dir))
     summary: dict = {"classes": classes, "tome": tome, "multilabel": multilabel}
     if cfg["throughput_rounds"] and int(os.environ.get("WORLD_SIZE", "1")) == 1:
         summary["training_samples_per_s"] = training_throughput(net, tome, config, multilabel, cfg["throughput_rounds"])
@@ -111,6 +136,7 @@ def run_training(cfg: dict, out_dir: str | Path) -> dict:
 
 
 @hydra.main(version_base=None, config_path="conf", config_name="train")
+@user_errors
 def main(cfg: DictConfig) -> None:
     container = OmegaConf.to_container(cfg, resolve=True)
     run_training(container, container["out_dir"] or HydraConfig.get().runtime.output_dir)

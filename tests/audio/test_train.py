@@ -16,6 +16,7 @@ from tokenmerge.audio import SpectrogramViT, load_checkpoint
 from tokenmerge.audio.checkpoint import load_pretrained_encoder
 from tokenmerge.audio.spoken_words import WORDS
 from tokenmerge.audio.train import run_training
+from tokenmerge.core.cli import UserError
 
 from .audiomae_reference import synthetic_audiomae_state
 
@@ -94,3 +95,26 @@ def test_start_from_an_audiomae_pretraining_checkpoint(tmp_path):
     torch.save({"model": state}, tmp_path / "broken.pth")
     with pytest.raises(ValueError, match="blocks.1.mlp.fc1.weight"):
         load_pretrained_encoder(model, tmp_path / "broken.pth")
+
+
+@pytest.mark.parametrize(
+    ("override", "message"),
+    [
+        ("tome.r=-5", "tome.r=-5"),
+        ("train.lr=-1", "lr"),
+        ("model.name=vit_nope", "model.name"),
+        ("data.train=/nope", "data.train"),
+    ],
+)
+def test_bad_settings_stop_before_any_work(tmp_path, override, message):
+    with pytest.raises(UserError, match=message):
+        run_training(_config([*TINY, override]), tmp_path)
+    assert not any(tmp_path.iterdir())
+
+
+def test_run_eval_user_error_is_one_line(tmp_path):
+    command = [sys.executable, "-m", "tokenmerge.audio.run_eval", "tome.r=-5", f"hydra.run.dir={tmp_path}"]
+    env = {k: v for k, v in os.environ.items() if k not in ("HYDRA_FULL_ERROR", "TOKENMERGE_DEBUG")}
+    done = subprocess.run(command, capture_output=True, text=True, timeout=120, env=env)
+    assert done.returncode == 2 and done.stderr.strip().count("\n") == 0
+    assert done.stderr.startswith("error: tome.r=-5") and "Traceback" not in done.stderr
