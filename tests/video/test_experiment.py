@@ -59,3 +59,37 @@ def test_embedded_run_with_a_corrupt_video(tmp_path, tiny_weights, monkeypatch):
     assert sorted(p.rsplit("/", 1)[-1] for p in rows[0]["skipped"]) == ["broken.mp4", "truncated.mp4"]
     saved = json.loads((tmp_path / "bad" / "results.json").read_text())
     assert len(saved["results"][1]["skipped"]) == 2
+
+
+@pytest.mark.parametrize(
+    "override, message",
+    [
+        ("tome.merge_scope=time", "tome.merge_scope=time is not known: choose one of spacetime, frame"),
+        ("tome.r=-8", "tome.r=-8 is not valid"),
+        ("model.name=vit_gigantic_patch16", "model.name=vit_gigantic_patch16 is not known"),
+        ("data.sampling.num_spatial_crops=2", "data.sampling: num_spatial_crops must be 1"),
+        ("data=kinetics", "data.root is required"),
+    ],
+)
+def test_video_settings_are_checked_before_any_work(override, message, tmp_path, monkeypatch):
+    from tokenmerge.core.cli import UserError
+    from tokenmerge.video import experiment
+
+    def forbidden(*args, **kwargs):
+        raise AssertionError("work started before the settings were checked")
+
+    for name in ("load_model", "build_video_loader", "embedded_val_index"):
+        monkeypatch.setattr(experiment, name, forbidden)
+    with pytest.raises(UserError, match=message):
+        run_evaluation(_config([override]), tmp_path)
+
+
+def test_video_classes_must_match_the_model(tmp_path, tiny_weights):
+    from tokenmerge.core.cli import SettingError
+
+    (tmp_path / "val.csv").write_text("a.mp4,0\nb.mp4,1\n")
+    (tmp_path / "a.mp4").write_bytes(b"x")
+    (tmp_path / "classes.txt").write_text("left\nright\n")
+    cfg = _config([f"model.checkpoint={tiny_weights}", f"data.root={tmp_path / 'val.csv'}"])
+    with pytest.raises(SettingError, match=rf"has 2 classes but the model embedded predicts {len(CLASSES)}"):
+        run_evaluation(cfg, tmp_path / "out")
