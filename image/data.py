@@ -57,7 +57,8 @@ def check_image_folder(root: str | Path, key: str = "data.root") -> list[str]:
     if not classes:
         images = [entry.name for entry in os.scandir(root) if entry.name.lower().endswith(IMG_EXTENSIONS)]
         if images:
-            raise DataError(f"{key}={root} holds {len(images)} images but no class sub-folders. {hint}")
+            count = f"{len(images)} image{'s' if len(images) != 1 else ''}"
+            raise DataError(f"{key}={root} holds {count} but no class sub-folders. {hint}")
         raise DataError(f"{key}={root} is empty. {hint}")
     empty = [name for name in classes if not _has_image(root / name)]
     if empty:
