@@ -37,10 +37,16 @@ def merge_gallery(model: torch.nn.Module, r: int, seed: int = 0) -> Image.Image:
     rng = np.random.default_rng(seed)
     photos, names = list(load_photos().values()), sorted(PHOTOS)
     images = [object_on_background(photos, names.index(name), "val", rng, 32) for name in SHOWCASE]
-    panels = [visualize_merges(model, image, r=r, scale_to=192) for image in images]
-    gallery = Image.new("RGB", (panels[0].width, sum(p.height for p in panels)))
-    for i, panel in enumerate(panels):
-        gallery.paste(panel, (0, i * panel.height))
+    title = "embedded photo-object ViT, object from {}"
+    panels = [
+        visualize_merges(model, image, r=r, scale_to=192, title=title.format(name))
+        for name, image in zip(SHOWCASE, images)
+    ]
+    gallery = Image.new("RGB", (max(p.width for p in panels), sum(p.height for p in panels)), "white")
+    top = 0
+    for panel in panels:
+        gallery.paste(panel, (0, top))
+        top += panel.height
     return gallery
 
 

@@ -21,3 +21,15 @@ def test_demo_writes_table_json_plot_and_merges(tmp_path, monkeypatch):
     assert len(payload["results"]) == 3 and payload["training"]["seed"] == 0
     assert Image.open(tmp_path / "demo" / "accuracy_vs_throughput.png").size[0] > 500
     assert Image.open(tmp_path / "demo" / "merges.png").size[0] > 0
+
+
+@pytest.mark.skipif(not WEIGHTS.is_file(), reason="embedded weights not trained yet")
+def test_the_gallery_stacks_captioned_panels_without_gaps():
+    import numpy as np
+
+    from tokenmerge.image.demo import SHOWCASE, merge_gallery
+    from tokenmerge.image.embedded import load_embedded_model
+
+    gallery = np.asarray(merge_gallery(load_embedded_model()[0], r=8))
+    assert gallery.shape[1] == 2 * 192 and gallery.shape[0] > len(SHOWCASE) * 192  # panels and their captions
+    assert not (gallery[-8:] == 0).all()  # no unfilled black strip at the bottom
