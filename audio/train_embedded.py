@@ -23,25 +23,13 @@ from torch.utils.data import DataLoader
 from tqdm.auto import tqdm
 
 from tokenmerge.core.checkpoint import load_state_dict_exactly, read_state_dict, save_safetensors
+from tokenmerge.core.metrics import model_accuracy
 
 from .embedded import create_embedded_model
 from .patch import apply_patch
 from .spoken_words import WORDS, SpokenWordsDataset
 
 DEFAULT_OUT = Path("outputs/audio_embedded/speech_vit.safetensors")
-
-
-@torch.no_grad()
-def accuracy(model: torch.nn.Module, features: Tensor, labels: Tensor, batch: int = 200) -> float:
-    """Top-1 accuracy of ``model`` on features [N, 1, T, F] with labels [N]."""
-    was_training = model.training
-    model.eval()
-    correct = sum(
-        (model(features[i : i + batch]).argmax(-1) == labels[i : i + batch]).sum().item()
-        for i in range(0, len(features), batch)
-    )
-    model.train(was_training)
-    return correct / len(features)
 
 
 def validation_set(size: int, seed: int, utterances_per_word: int = 50) -> tuple[Tensor, Tensor]:
@@ -95,7 +83,7 @@ def train(
         optimizer.step()
         scheduler.step()
         if (step + 1) % eval_every == 0 or step + 1 == steps:
-            acc = accuracy(model, val_features, val_labels)
+            acc = model_accuracy(model, val_features, val_labels, batch=200)
             progress.write(f"step {step + 1}: loss {loss.item():.3f}  val acc {acc:.3f}  ({time.time() - start:.0f} s)")
     model.eval()
     if out is not None:

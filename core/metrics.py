@@ -79,3 +79,17 @@ def multilabel_metrics(logits: Tensor, targets: Tensor, reference_logits: Tensor
         )
         out["kl"] = kl.mean().item()
     return out
+
+
+@torch.no_grad()
+def model_accuracy(model: torch.nn.Module, inputs: Tensor, labels: Tensor, batch: int = 128) -> float:
+    """Top-1 accuracy of ``model`` on inputs [N, ...] with labels [N], in eval mode and batches of ``batch``;
+    the model's train/eval mode is restored afterwards."""
+    was_training = model.training
+    model.eval()
+    correct = sum(
+        (model(inputs[i : i + batch]).argmax(-1) == labels[i : i + batch]).sum().item()
+        for i in range(0, len(inputs), batch)
+    )
+    model.train(was_training)
+    return correct / len(inputs)

@@ -24,6 +24,7 @@ from torch.utils.data import DataLoader
 from tqdm import tqdm
 
 from tokenmerge.core.cli import user_errors
+from tokenmerge.core.metrics import model_accuracy
 from tokenmerge.core.progress import progress
 from tokenmerge.core.validation import check_count
 
@@ -53,17 +54,6 @@ def _validation_batch(per_class: int, size: int, seed: int) -> tuple[torch.Tenso
         images += [normalize(image) for image in class_images(photos, label, "val", per_class, size, seed)]
         labels += [label] * per_class
     return torch.stack(images), torch.tensor(labels)
-
-
-@torch.no_grad()
-def _accuracy(model, images, labels, batch=256) -> float:
-    model.eval()
-    correct = sum(
-        (model(images[i : i + batch]).argmax(-1) == labels[i : i + batch]).sum().item()
-        for i in range(0, len(images), batch)
-    )
-    model.train()
-    return correct / len(images)
 
 
 def train(
@@ -103,7 +93,7 @@ def train(
         optimizer.step()
         scheduler.step()
         if (step + 1) % eval_every == 0 or step + 1 == steps:
-            accuracy = _accuracy(model, val_images, val_labels)
+            accuracy = model_accuracy(model, val_images, val_labels, batch=256)
             tqdm.write(
                 f"step {step + 1}: loss {loss.item():.3f}  val acc {accuracy:.3f}  ({time.time() - start:.0f} s)",
                 file=sys.stderr,

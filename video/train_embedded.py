@@ -21,6 +21,7 @@ from torch.utils.data import DataLoader
 from tqdm.auto import tqdm
 
 from tokenmerge.core.checkpoint import save_safetensors
+from tokenmerge.core.metrics import model_accuracy
 
 from .embedded import create_embedded_model
 from .moving_objects import CLASSES, RandomClips, validation_clips
@@ -41,26 +42,13 @@ def shuffled_frames(clips: Tensor, generator: torch.Generator | None = None) -> 
     return clips[torch.arange(clips.shape[0])[:, None], :, order].permute(0, 2, 1, 3, 4)
 
 
-@torch.no_grad()
-def accuracy(model: torch.nn.Module, clips: Tensor, labels: Tensor, batch: int = 128) -> float:
-    """Top-1 accuracy of ``model`` on clips [N, 3, T, H, W] with labels [N]."""
-    was_training = model.training
-    model.eval()
-    correct = sum(
-        (model(clips[i : i + batch]).argmax(-1) == labels[i : i + batch]).sum().item()
-        for i in range(0, len(clips), batch)
-    )
-    model.train(was_training)
-    return correct / len(clips)
-
-
 def time_controls(model: torch.nn.Module, clips: Tensor, labels: Tensor, seed: int = 0) -> dict[str, float]:
     """Accuracy on the clips as they are, with frames shuffled, and with one frame repeated."""
     g = torch.Generator().manual_seed(seed)
     return {
-        "clips": accuracy(model, clips, labels),
-        "shuffled_frames": accuracy(model, shuffled_frames(clips, g), labels),
-        "single_frame": accuracy(model, single_frame(clips, g), labels),
+        "clips": model_accuracy(model, clips, labels),
+        "shuffled_frames": model_accuracy(model, shuffled_frames(clips, g), labels),
+        "single_frame": model_accuracy(model, single_frame(clips, g), labels),
     }
 
 
@@ -107,7 +95,7 @@ def train(
         optimizer.step()
         scheduler.step()
         if (step + 1) % eval_every == 0 or step + 1 == steps:
-            acc = accuracy(model, val_clips, val_labels)
+            acc = model_accuracy(model, val_clips, val_labels)
             progress.write(f"step {step + 1}: loss {loss.item():.3f}  val acc {acc:.3f}  ({time.time() - start:.0f} s)")
     model.eval()
     controls = time_controls(model, *validation_clips(per_class=20, seed=seed + 1))
