@@ -52,11 +52,9 @@ def visualize_spectrogram_merges(
     """
     device = next(model.parameters()).device
     with temporary_patch(model, SpectrogramAdapter(), r, prop_attn=prop_attn) as handle:
-        inputs = features[None].to(device)
-        source = handle.source_map(inputs)[0].cpu()
-        tokens, state = handle.forward_tokens(inputs)
-        predicted = int(handle.forward_head(tokens, state).argmax(-1))
-        before, after = handle.tokens_per_layer(source.shape[1])[:: len(handle.schedule(source.shape[1]))]
+        logits, source = handle.traced_forward(features[None].to(device))
+        source, predicted = source[0].cpu(), int(logits.argmax(-1))
+    after, before = source.shape  # final tokens, input tokens
     pixels = spectrogram_pixels(features).repeat(scale, axis=0).repeat(scale, axis=1)  # borders stay 1 pixel wide
     groups = group_map(source, handle.protected, tuple(model.patch_embed.grid_size)).T[::-1]  # like the pixels
     gap = np.full((2 * scale, pixels.shape[1], 3), 255, np.uint8)

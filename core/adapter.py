@@ -186,12 +186,18 @@ class ToMeHandle:
         return self.adapter.head(self.model, x, state, pre_logits=pre_logits)
 
     @torch.no_grad()
+    def traced_forward(self, inputs: Tensor) -> tuple[Tensor, Tensor]:
+        """One forward pass that records sources: (logits [B, K], source map [B, N', N]), the map saying which input
+        tokens (protected first) each of the N' final tokens holds."""
+        tokens, state = self.forward_tokens(inputs, trace_source=True)
+        source = state.source
+        if source is None:  # nothing merged
+            source = initial_source(tokens.shape[1], tokens.shape[0], device=tokens.device)
+        return self.forward_head(tokens, state), source
+
     def source_map(self, inputs: Tensor) -> Tensor:
         """[B, N', N] 0/1 map of one forward pass: which input tokens (protected first) each final token holds."""
-        tokens, state = self.forward_tokens(inputs, trace_source=True)
-        if state.source is None:  # nothing merged
-            return initial_source(tokens.shape[1], tokens.shape[0], device=tokens.device)
-        return state.source
+        return self.traced_forward(inputs)[1]
 
     def remove(self) -> None:
         """Restore the model's own forward (a no-op if this patch was already removed or replaced)."""

@@ -21,7 +21,7 @@ from PIL import Image, UnidentifiedImageError
 from timm.data import resolve_data_config
 from torch import Tensor, nn
 
-from tokenmerge.core import ScheduleSpec, initial_source, temporary_patch
+from tokenmerge.core import ScheduleSpec, temporary_patch
 from tokenmerge.core.cli import DataError
 from tokenmerge.core.visualize import group_map, label_panels, render_groups
 
@@ -144,11 +144,9 @@ def visualize_merges(
     view = display_view(model, image, scale_to)
     device = next(model.parameters()).device
     with temporary_patch(model, TimmViTAdapter(), r, prop_attn=prop_attn, method=method) as handle:
-        tokens, state = handle.forward_tokens(tensor.to(device), trace_source=True)
-        logits = handle.forward_head(tokens, state)
+        logits, source = handle.traced_forward(tensor.to(device))
         protected = handle.protected
-    num_input = state.source.shape[-1] if state.source is not None else tokens.shape[1]
-    source = state.source if state.source is not None else initial_source(num_input, 1, device=tokens.device)
+    tokens_left, num_input = source.shape[1:]
     groups = group_map(source[0].cpu(), protected, tuple(model.patch_embed.grid_size))
     panels = [Image.fromarray(view), Image.fromarray(render_groups(view, groups))]
     if not labels:
@@ -162,7 +160,7 @@ def visualize_merges(
     what = "ToMe" if method == "tome" else method.replace("_", " ")
     captions = [
         f"model input {in_w}x{in_h}: {num_input} tokens",
-        f"{what} r={shown_r}: {tokens.shape[1]} tokens left; predicts {predicted}",
+        f"{what} r={shown_r}: {tokens_left} tokens left; predicts {predicted}",
     ]
     return label_panels(panels, captions, title or model_title(model))
 
