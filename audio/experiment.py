@@ -7,10 +7,10 @@ from pathlib import Path
 import torch
 
 from tokenmerge.core.checkpoint import read_safetensors_metadata
-from tokenmerge.core.cli import DataError, SettingError
+from tokenmerge.core.cli import SettingError
 from tokenmerge.core.data import cache_dir
 from tokenmerge.core.evaluation import Setting, format_table, write_results
-from tokenmerge.core.validation import DTYPES, check_choice, check_count, check_num_classes, check_path, check_run
+from tokenmerge.core.validation import DTYPES, check_choice, check_count, check_index_classes, check_path, check_run
 
 from .data import build_audio_loader, is_multilabel, load_index
 from .evaluate import sweep
@@ -58,12 +58,7 @@ def check_config(cfg: dict) -> Setting:
             raise SettingError(f"data.{key} is required for this dataset: pass data.{key}=/path/to/it.")
     if data.get("root") is None:
         return setting
-    try:
-        index = load_index(data["root"], data.get("classes"))
-    except (FileNotFoundError, ValueError) as error:
-        raise DataError(f"data.root={data['root']}: {error}") from None
-    if index.classes is not None:
-        check_num_classes(len(index.classes), num_classes, f"data.root={data['root']}", f"model {name}")
+    check_index_classes(data, load_index, num_classes, name)
     return setting
 
 

@@ -11,7 +11,7 @@ The shared keys of an evaluation config are checked here (``tome``, ``device``, 
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from pathlib import Path
 
 import torch
@@ -170,3 +170,20 @@ def check_num_classes(data_classes: int, model_classes: int, data_key: str, mode
             f"with the model's classes, or use a model fine-tuned on these {data_classes} classes "
             "(model.num_classes=... with model.checkpoint=...)."
         )
+
+
+def check_index_classes(data: Mapping, load_index: Callable, num_classes: int, model_name: str) -> None:
+    """Read the index at ``data.root`` (with ``data.classes``) and check its class count against the model's head.
+
+    Args:
+        data: the ``data`` group (``root`` set).
+        load_index: the modality's ``(root, classes) -> index`` reader; an index with ``classes`` (None: unknown).
+        num_classes: classes the model predicts.
+        model_name: for the message.
+    """
+    try:
+        index = load_index(data["root"], data.get("classes"))
+    except (FileNotFoundError, ValueError) as error:
+        raise DataError(f"data.root={data['root']}: {error}") from None
+    if index.classes is not None:
+        check_num_classes(len(index.classes), num_classes, f"data.root={data['root']}", f"model {model_name}")

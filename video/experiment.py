@@ -7,10 +7,10 @@ from pathlib import Path
 import torch
 
 from tokenmerge.core.checkpoint import read_safetensors_metadata
-from tokenmerge.core.cli import DataError, SettingError
+from tokenmerge.core.cli import SettingError
 from tokenmerge.core.data import cache_dir
 from tokenmerge.core.evaluation import Setting, format_table, write_results
-from tokenmerge.core.validation import DTYPES, check_choice, check_count, check_num_classes, check_path, check_run
+from tokenmerge.core.validation import DTYPES, check_choice, check_count, check_index_classes, check_path, check_run
 
 from .data import ClipSampling, build_video_loader, load_index
 from .embedded import WEIGHTS
@@ -61,12 +61,7 @@ def check_config(cfg: dict) -> Setting:
         if data.get("root") == "???":
             raise SettingError("data.root is required: pass data.root=/path/to/val.csv (path,label lines) or a folder.")
         return setting
-    try:
-        index = load_index(data["root"], data.get("classes"))
-    except (FileNotFoundError, ValueError) as error:
-        raise DataError(f"data.root={data['root']}: {error}") from None
-    if index.classes is not None:
-        check_num_classes(len(index.classes), num_classes, f"data.root={data['root']}", f"model {name}")
+    check_index_classes(data, load_index, num_classes, name)
     return setting
 
 
