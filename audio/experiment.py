@@ -4,12 +4,11 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import torch
-
 from tokenmerge.core.checkpoint import read_safetensors_metadata
 from tokenmerge.core.cli import SettingError
 from tokenmerge.core.data import cache_dir
-from tokenmerge.core.evaluation import Setting, format_table, write_results
+from tokenmerge.core.evaluation import Setting
+from tokenmerge.core.evaluation_job import run_evaluation_job
 from tokenmerge.core.validation import DTYPES, check_choice, check_count, check_index_classes, check_path, check_run
 
 from .data import build_audio_loader, is_multilabel, load_index
@@ -67,32 +66,26 @@ def run_evaluation(cfg: dict, out_dir: str | Path, reference_cache: str | Path |
 
     Every setting is checked first (:func:`check_config`). The sweep contains the unmerged model (r=0) as
     reference, then ``cfg['tome']``'s setting; ``reference_cache`` lets the jobs of a multirun share the reference.
+    Multi-label indexes (AudioSet) are scored by mAP. Runs in one process or under torchrun (see
+    :func:`tokenmerge.core.evaluation_job.run_evaluation_job`).
     """
     setting = check_config(cfg)
-    tome, data = cfg["tome"], cfg["data"]
-    torch.manual_seed(cfg["seed"])
-    model = load_model(**cfg["model"]).to(cfg["device"])
+    data = cfg["data"]
     source = data["root"] or embedded_val_index(per_class=data["per_class"] or 50)
-    loader = build_audio_loader(
-        source,
-        preset=data["preset"],
-        classes=data["classes"],
-        batch_size=data["batch_size"],
-        workers=data["workers"],
-        max_samples=data["max_samples"],
+
+    def build_loader(model):
+        return source, build_audio_loader(
+            source,
+            preset=data["preset"],
+            classes=data["classes"],
+            batch_size=data["batch_size"],
+            workers=data["workers"],
+            max_samples=data["max_samples"],
+        )
+
+    def sweep_by_label_kind(model, loader, settings, **options):
+        return sweep(model, loader, settings, multilabel=is_multilabel(loader), **options)
+
+    return run_evaluation_job(
+        cfg, out_dir, setting, lambda: load_model(**cfg["model"]), build_loader, sweep_by_label_kind, reference_cache
     )
-    rows = sweep(
-        model,
-        loader,
-        [setting],
-        multilabel=is_multilabel(loader),
-        prop_attn=tome["prop_attn"],
-        device=cfg["device"],
-        throughput_batch=cfg["throughput"]["batch_size"],
-        throughput_rounds=cfg["throughput"]["rounds"],
-        dtype=DTYPES[cfg["dtype"]],
-        reference_cache=reference_cache,
-    )
-    print(format_table(rows))
-    write_results(rows, out_dir, model=cfg["model"]["name"], data=str(source), config=cfg)
-    return rows

@@ -15,6 +15,7 @@ from dataclasses import dataclass
 
 import torch
 import torch.distributed as dist
+from torch.utils.data import DataLoader, Subset
 
 TORCHRUN_VARIABLES = ("RANK", "WORLD_SIZE", "LOCAL_RANK")
 
@@ -40,6 +41,15 @@ def default_device(local_rank: int = 0) -> torch.device:
     return torch.device("cuda", local_rank) if torch.cuda.is_available() else torch.device("cpu")
 
 
+def process_device(requested: str | torch.device, ctx: DistributedContext) -> torch.device:
+    """The device this process runs on: ``requested`` ("cpu", "cuda", "cuda:1"), except that under torchrun a
+    CUDA request means this process's own GPU (``cuda:LOCAL_RANK``)."""
+    device = torch.device(requested)
+    if ctx.distributed and device.type == "cuda":
+        return torch.device("cuda", ctx.local_rank)
+    return device
+
+
 @contextmanager
 def distributed_context() -> Iterator[DistributedContext]:
     """Join torchrun's process group for the duration of a ``with`` block.
@@ -56,12 +66,8 @@ def distributed_context() -> Iterator[DistributedContext]:
             f"Found {present} but not all of {list(TORCHRUN_VARIABLES)} in the environment; start distributed "
             "runs with torchrun (python -m torch.distributed.run), or unset them to run in one process."
         )
-    if dist.is_available() and dist.is_initialized():
-        local_rank = int(os.environ.get("LOCAL_RANK", 0))
-        yield DistributedContext(dist.get_rank(), dist.get_world_size(), local_rank, default_device(local_rank), True)
-        return
-    if not present:
-        yield DistributedContext(0, 1, 0, default_device(), False)
+    if (dist.is_available() and dist.is_initialized()) or not present:
+        yield current_context()
         return
     local_rank = int(os.environ["LOCAL_RANK"])
     device = default_device(local_rank)
@@ -72,6 +78,42 @@ def distributed_context() -> Iterator[DistributedContext]:
         yield DistributedContext(dist.get_rank(), dist.get_world_size(), local_rank, device, True)
     finally:
         dist.destroy_process_group()
+
+
+def current_context() -> DistributedContext:
+    """The context of an already initialized process group, or of a plain process; creates nothing.
+
+    Code that runs inside a caller's :func:`distributed_context` (evaluation, writing results) asks this where it
+    runs instead of passing the context through every call.
+    """
+    if dist.is_available() and dist.is_initialized():
+        local_rank = int(os.environ.get("LOCAL_RANK", 0))
+        return DistributedContext(dist.get_rank(), dist.get_world_size(), local_rank, default_device(local_rank), True)
+    return DistributedContext(0, 1, 0, default_device(), False)
+
+
+def shard_loader(loader: DataLoader, ctx: DistributedContext) -> DataLoader:
+    """The same loader over this process's shard of its dataset (:func:`shard_indices`); unchanged in one process.
+
+    Batch size, workers, collate function and pinning are kept; the shard is read in dataset order.
+
+    Raises:
+        TypeError: in a process group, ``loader`` is not a ``DataLoader`` over a map-style dataset.
+    """
+    if not ctx.distributed:
+        return loader
+    if not isinstance(loader, DataLoader) or not hasattr(loader.dataset, "__len__"):
+        raise TypeError(
+            f"Distributed evaluation shards a torch DataLoader over a map-style dataset; got {type(loader).__name__}. "
+            "Build the loader with the modality's build_*_loader, or run in one process."
+        )
+    return DataLoader(
+        Subset(loader.dataset, shard_indices(len(loader.dataset), ctx)),
+        batch_size=loader.batch_size,
+        num_workers=loader.num_workers,
+        collate_fn=loader.collate_fn,
+        pin_memory=loader.pin_memory,
+    )
 
 
 def sum_across_ranks(values: torch.Tensor, ctx: DistributedContext) -> torch.Tensor:

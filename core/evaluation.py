@@ -20,6 +20,7 @@ from torch import Tensor, nn
 from .adapter import ModelAdapter, ToMeHandle, temporary_patch
 from .cli import DataError, SettingError
 from .data import Batch, Unreadable, quiet_skips, report_skipped
+from .distributed import broadcast_from_main, current_context, gather_objects, shard_loader
 from .flops import count_flops
 from .metrics import classification_metrics
 from .progress import progress
@@ -70,16 +71,22 @@ def predict(
 ) -> Predictions:
     """Run ``forward(model, batch.inputs)`` over a loader of :class:`~tokenmerge.core.data.Batch`; logits on CPU.
 
-    ``seed`` fixes the random baselines' draws so repeated evaluations agree.
+    ``seed`` fixes the random baselines' draws so repeated evaluations agree. In a torchrun process group each
+    process predicts its own shard of ``loader.dataset`` (every world_size-th sample, no padding) and every
+    process returns all shards' predictions in rank order, so every sample counts exactly once.
     """
-    torch.manual_seed(seed)
+    ctx = current_context()
+    torch.manual_seed(seed + ctx.rank)
     model.eval()
     logits, targets, skipped = [], [], []
-    for batch in progress(loader, desc, leave=False, unit="batches"):
+    for batch in progress(shard_loader(loader, ctx), desc, leave=False, unit="batches"):
         skipped += batch.skipped
         if len(batch.targets):
             logits.append(forward(model, batch.inputs.to(device)).float().cpu())
             targets.append(batch.targets)
+    if ctx.distributed:
+        shards = gather_objects((logits, targets, skipped), ctx)
+        logits, targets, skipped = ([part for shard in shards for part in shard[i]] for i in range(3))
     if not logits:
         first = f" (first: {skipped[0].path}: {skipped[0].error})" if skipped else ""
         raise DataError(
@@ -122,7 +129,7 @@ def _reference_predictions(
         return Predictions(saved["logits"], saved["targets"], skipped), int(saved["flops"])
     preds = predict(model, loader, device, desc="eval tome r=0 (unmerged)", forward=forward)
     flops = count_flops(model, torch.zeros(1, *input_shape, device=device))
-    if cache is not None:
+    if cache is not None and current_context().is_main:
         cache.parent.mkdir(parents=True, exist_ok=True)
         partial = cache.with_name(f"{cache.name}.{os.getpid()}.tmp")
         skipped = [[s.path, s.error] for s in preds.skipped]
@@ -170,10 +177,15 @@ def sweep_settings(
         metrics: (logits, targets, reference logits) -> named scores.
         reference_cache: a file for the unmerged model's predictions: read if it exists, else written. The jobs
             of a multirun sweep over one model and dataset share it, so the reference pass runs once.
+
+    Under torchrun (inside the caller's :func:`tokenmerge.core.distributed.distributed_context`) every process
+    evaluates a shard of the data and gets every row with exact metrics over all samples (``world_size`` in
+    each row); rank 0 alone measures throughput and writes the reference cache.
     """
     reference = Setting("tome", 0)
     settings = [reference] + [s for s in settings if s != reference]
     cache = None if reference_cache is None else Path(reference_cache)
+    ctx = current_context()
     with temporary_patch(model, adapter, 0, prop_attn=prop_attn) as handle, quiet_skips():
         model_dtype, threads = next(model.parameters()).dtype, torch.get_num_threads()
         num_tokens = adapter.embed(model, torch.zeros(1, *input_shape, device=device)).shape[1]
@@ -184,22 +196,26 @@ def sweep_settings(
                 _configure(handle, setting)
                 if setting == reference:
                     evaluated.append(_reference_predictions(model, loader, device, forward, input_shape, cache))
-                    report_skipped(evaluated[0][0].skipped)
+                    if ctx.is_main:
+                        report_skipped(evaluated[0][0].skipped)
                     continue
                 preds = predict(model, loader, device, desc=f"eval {setting.name}", forward=forward)
                 evaluated.append((preds, count_flops(model, torch.zeros(1, *input_shape, device=device))))
-            batch = torch.randn(throughput_batch, *input_shape, device=device, dtype=dtype)
-            fns = {s.name: _configured_call(handle, s, batch) for s in settings}
-            model.to(dtype)
-            torch.set_num_threads(throughput_threads or threads)
-            speed = measure_interleaved(
-                fns,
-                batch_size=throughput_batch,
-                device=device,
-                dtype=dtype,
-                rounds=throughput_rounds,
-                desc=f"timing {len(fns)} settings, round",
-            )
+            speed = None
+            if ctx.is_main:  # one process times, alone on its device; the others wait for its numbers
+                batch = torch.randn(throughput_batch, *input_shape, device=device, dtype=dtype)
+                fns = {s.name: _configured_call(handle, s, batch) for s in settings}
+                model.to(dtype)
+                torch.set_num_threads(throughput_threads or threads)
+                speed = measure_interleaved(
+                    fns,
+                    batch_size=throughput_batch,
+                    device=device,
+                    dtype=dtype,
+                    rounds=throughput_rounds,
+                    desc=f"timing {len(fns)} settings, round",
+                )
+            speed = broadcast_from_main(speed, ctx)
         finally:
             torch.set_num_threads(threads)
             model.to(model_dtype)
@@ -229,6 +245,7 @@ def sweep_settings(
                     "processor": measured.processor,
                     "dtype": measured.dtype,
                     "threads": measured.threads,
+                    "world_size": ctx.world_size,
                 }
             )
         return rows

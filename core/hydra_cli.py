@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -137,6 +138,8 @@ def job_paths(cfg: dict, keys: tuple[str, ...] = REFERENCE_KEYS) -> tuple[Path, 
     out_dir = Path(hydra.runtime.output_dir)
     if hydra.mode != RunMode.MULTIRUN:
         return out_dir, None
-    key = json.dumps({k: cfg.get(k) for k in keys}, sort_keys=True, default=str)
+    # Under torchrun the predictions are in shard order, which depends on the number of processes.
+    world_size = os.environ.get("WORLD_SIZE", "1")
+    key = json.dumps({**{k: cfg.get(k) for k in keys}, "world_size": world_size}, sort_keys=True, default=str)
     digest = hashlib.sha256(key.encode()).hexdigest()[:16]
     return out_dir, Path(hydra.sweep.dir) / "reference" / f"unmerged_{digest}.pt"

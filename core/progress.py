@@ -3,7 +3,8 @@
 Nested tqdm bars written to a file (``make demo > log``) or to a notebook without widgets turn into carriage
 returns and escape codes. :func:`progress` therefore draws a bar only when stderr is a terminal; otherwise it
 prints one line per step (``desc 3/22: ...``) and, for long inner loops, at most one line every
-``interval`` seconds plus a final line. ``TOKENMERGE_PROGRESS=bars|lines|off`` overrides the choice.
+``interval`` seconds plus a final line. ``TOKENMERGE_PROGRESS=bars|lines|off`` overrides the choice. Under
+torchrun only rank 0 shows progress.
 """
 
 from __future__ import annotations
@@ -22,7 +23,10 @@ __all__ = ["progress", "progress_mode"]
 
 
 def progress_mode() -> str:
-    """ "bars" when stderr is a terminal, else "lines"; ``TOKENMERGE_PROGRESS`` (bars, lines, off) overrides."""
+    """ "bars" when stderr is a terminal, else "lines"; ``TOKENMERGE_PROGRESS`` (bars, lines, off) overrides;
+    "off" in torchrun's processes other than rank 0."""
+    if os.environ.get("RANK", "0") != "0":
+        return "off"
     mode = os.environ.get("TOKENMERGE_PROGRESS", "").strip().lower()
     if mode in ("bars", "lines", "off"):
         return mode

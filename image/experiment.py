@@ -4,15 +4,14 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import torch
-
 from tokenmerge.core.cli import SettingError
 from tokenmerge.core.data import cache_dir
 from tokenmerge.core.evaluation import Setting
+from tokenmerge.core.evaluation_job import run_evaluation_job
 from tokenmerge.core.validation import DTYPES, check_count, check_num_classes, check_run
 
 from .data import build_eval_loader, check_image_folder
-from .evaluate import format_table, sweep, write_results
+from .evaluate import sweep
 from .models import check_model, load_model
 from .photo_objects import PHOTOS, write_image_folder
 
@@ -22,7 +21,7 @@ __all__ = ["DTYPES", "check_config", "embedded_val_root", "run_evaluation"]
 def embedded_val_root(per_class: int = 50, seed: int = 0) -> Path:
     """The embedded evaluation set (held-out photo-object images as an ImageFolder), generated on first use."""
     return write_image_folder(
-        cache_dir() / f"photo_objects_val_{per_class}_{seed}", "val", per_class=per_class, seed=seed
+        cache_dir() / f"photo_objects_stripes_val_{per_class}_{seed}", "val", per_class=per_class, seed=seed
     )
 
 
@@ -57,26 +56,17 @@ def run_evaluation(cfg: dict, out_dir: str | Path, reference_cache: str | Path |
 
     Every setting is checked first (:func:`check_config`). The sweep contains the unmerged model (r=0) as
     reference, then ``cfg['tome']``'s setting; ``reference_cache`` lets the jobs of a multirun share the reference.
+    Runs in one process or under torchrun (see :func:`tokenmerge.core.evaluation_job.run_evaluation_job`).
     """
     setting = check_config(cfg)
-    torch.manual_seed(cfg["seed"])
-    model_cfg, data_cfg, tome = cfg["model"], cfg["data"], cfg["tome"]
-    model = load_model(**model_cfg).to(cfg["device"])
-    root = data_cfg["root"] or embedded_val_root()
-    loader = build_eval_loader(
-        root, model, batch_size=data_cfg["batch_size"], workers=data_cfg["workers"], max_samples=data_cfg["max_samples"]
+    data = cfg["data"]
+    root = data["root"] or embedded_val_root()
+
+    def build_loader(model):
+        return root, build_eval_loader(
+            root, model, batch_size=data["batch_size"], workers=data["workers"], max_samples=data["max_samples"]
+        )
+
+    return run_evaluation_job(
+        cfg, out_dir, setting, lambda: load_model(**cfg["model"]), build_loader, sweep, reference_cache
     )
-    rows = sweep(
-        model,
-        loader,
-        [setting],
-        prop_attn=tome["prop_attn"],
-        device=cfg["device"],
-        throughput_batch=cfg["throughput"]["batch_size"],
-        throughput_rounds=cfg["throughput"]["rounds"],
-        dtype=DTYPES[cfg["dtype"]],
-        reference_cache=reference_cache,
-    )
-    print(format_table(rows))
-    write_results(rows, out_dir, model=model_cfg["name"], data=str(root), config=cfg)
-    return rows

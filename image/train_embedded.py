@@ -1,31 +1,30 @@
 """Train the embedded photo-object ViT (fixed seed; reproduces ``image/weights/photo_vit.safetensors``).
 
-    python -m tokenmerge.image.train_embedded [--steps 1500] [--out results/train_embedded/photo_vit.safetensors]
+    python -m tokenmerge.image.train_embedded [--steps 4000] [--out results/train_embedded/photo_vit.safetensors]
 
 The default output is outside the package, so a trial run never overwrites the shipped weights; to replace them,
 pass ``--out image/weights/photo_vit.safetensors`` explicitly.
 
-AdamW with warm-up and cosine decay, label smoothing, stochastic depth, fresh random crops every step
-(``photo_objects.RandomObjects``). Prints validation accuracy on the held-out right-hand regions as it goes.
-Also usable with ``--tome-r`` to train with merging on (ToMe works as a pooling layer in training).
+The loop is the shared :func:`tokenmerge.core.training.train` (AdamW without decay on norms, biases and
+embeddings, warm-up and cosine decay, label smoothing, gradient clipping), with stochastic depth and fresh
+random images every step (``photo_objects.RandomObjects``, training stripes, random flips). Validation accuracy
+on a fixed set of held-out-stripe images is printed as it goes. ``--tome-r`` trains with merging on (ToMe works
+as a pooling layer in training).
 """
 
 from __future__ import annotations
 
 import argparse
-import math
-import sys
 import time
 from pathlib import Path
 
 import torch
 import torchvision.transforms.v2 as T
-from torch.utils.data import DataLoader
-from tqdm import tqdm
+from torch.utils.data import TensorDataset
 
 from tokenmerge.core.cli import user_errors
-from tokenmerge.core.metrics import model_accuracy
-from tokenmerge.core.progress import progress
+from tokenmerge.core.training import TrainConfig
+from tokenmerge.core.training import train as train_loop
 from tokenmerge.core.validation import check_count
 
 from .embedded import DATA_CONFIG, WEIGHTS, create_embedded_model, save_embedded_model
@@ -45,26 +44,26 @@ def train_transform() -> T.Compose:
     return T.Compose([T.RandomHorizontalFlip(), normalize_transform()])
 
 
-def _validation_batch(per_class: int, size: int, seed: int) -> tuple[torch.Tensor, torch.Tensor]:
-    """A fixed tensor batch of validation images (right-hand regions), for progress reports."""
+def validation_set(per_class: int, size: int, seed: int) -> TensorDataset:
+    """A fixed set of held-out-stripe images: (image [3, size, size], class) pairs, ``per_class`` of each class."""
     normalize = normalize_transform()
     photos = list(load_photos().values())
     images, labels = [], []
     for label in range(len(photos)):
         images += [normalize(image) for image in class_images(photos, label, "val", per_class, size, seed)]
         labels += [label] * per_class
-    return torch.stack(images), torch.tensor(labels)
+    return TensorDataset(torch.stack(images), torch.tensor(labels))
 
 
 def train(
-    steps: int = 1500,
+    steps: int = 4000,
     batch_size: int = 64,
     lr: float = 1e-3,
     weight_decay: float = 0.05,
     warmup: int = 100,
     seed: int = 0,
     tome_r: int = 0,
-    eval_every: int = 250,
+    eval_every: int = 500,
     workers: int = 1,
     out: str | Path | None = None,
 ) -> tuple[torch.nn.Module, float]:
@@ -76,29 +75,28 @@ def train(
     model = create_embedded_model(len(classes), drop_path_rate=0.1)
     if tome_r:
         apply_patch(model, r=tome_r)
-    data = RandomObjects(steps * batch_size, size, train_transform(), seed=seed)
-    loader = DataLoader(data, batch_size=batch_size, shuffle=False, num_workers=workers, drop_last=True)
-    optimizer = torch.optim.AdamW(model.parameters(), lr=lr, weight_decay=weight_decay)
-    schedule = lambda step: min(1.0, (step + 1) / warmup) * 0.5 * (1 + math.cos(math.pi * min(step / steps, 1.0)))  # noqa: E731
-    scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, schedule)
-    loss_fn = torch.nn.CrossEntropyLoss(label_smoothing=0.1)
-    val_images, val_labels = _validation_batch(per_class=20, size=size, seed=seed + 1)
-    model.train()
-    start, accuracy = time.time(), 0.0
-    for step, (images, labels) in enumerate(progress(loader, "train", total=steps, unit="steps", interval=60)):
-        loss = loss_fn(model(images), labels)
-        optimizer.zero_grad(set_to_none=True)
-        loss.backward()
-        torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
-        optimizer.step()
-        scheduler.step()
-        if (step + 1) % eval_every == 0 or step + 1 == steps:
-            accuracy = model_accuracy(model, val_images, val_labels, batch=256)
-            tqdm.write(
-                f"step {step + 1}: loss {loss.item():.3f}  val acc {accuracy:.3f}  ({time.time() - start:.0f} s)",
-                file=sys.stderr,
-            )
-    model.eval()
+    config = TrainConfig(
+        steps=steps,
+        batch_size=batch_size,
+        lr=lr,
+        weight_decay=weight_decay,
+        warmup_steps=warmup,
+        label_smoothing=0.1,
+        clip_grad=1.0,
+        seed=seed,
+        log_every=eval_every,
+        eval_every=eval_every,
+        num_workers=workers,
+    )
+    start = time.time()
+    result = train_loop(
+        model,
+        RandomObjects(steps * batch_size, size, train_transform(), seed=seed),
+        config,
+        val_dataset=validation_set(per_class=20, size=size, seed=seed + 1),
+        num_classes=len(classes),
+    )
+    accuracy = result.metrics["val_top1"]
     if out is not None:
         info = dict(
             steps=steps,
@@ -126,7 +124,7 @@ def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(
         prog="python -m tokenmerge.image.train_embedded", description=__doc__, formatter_class=_HelpFormatter
     )
-    parser.add_argument("--steps", type=int, default=1500, help="optimizer steps")
+    parser.add_argument("--steps", type=int, default=4000, help="optimizer steps")
     parser.add_argument("--batch-size", type=int, default=64, help="images per step")
     parser.add_argument("--lr", type=float, default=1e-3, help="peak learning rate (AdamW, warm-up + cosine)")
     parser.add_argument("--seed", type=int, default=0, help="seed of the weights and the random training images")

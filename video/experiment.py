@@ -4,12 +4,11 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import torch
-
 from tokenmerge.core.checkpoint import read_safetensors_metadata
 from tokenmerge.core.cli import SettingError
 from tokenmerge.core.data import cache_dir
-from tokenmerge.core.evaluation import Setting, format_table, write_results
+from tokenmerge.core.evaluation import Setting
+from tokenmerge.core.evaluation_job import run_evaluation_job
 from tokenmerge.core.validation import DTYPES, check_choice, check_count, check_index_classes, check_path, check_run
 
 from .data import ClipSampling, build_video_loader, load_index
@@ -75,32 +74,22 @@ def run_evaluation(cfg: dict, out_dir: str | Path, reference_cache: str | Path |
 
     Every setting is checked first (:func:`check_config`). The sweep contains the unmerged model (r=0) as
     reference, then ``cfg['tome']``'s setting; ``reference_cache`` lets the jobs of a multirun share the reference.
+    Runs in one process or under torchrun (see :func:`tokenmerge.core.evaluation_job.run_evaluation_job`).
     """
     setting = check_config(cfg)
-    tome, data = cfg["tome"], cfg["data"]
-    sampling = _sampling(data)
-    torch.manual_seed(cfg["seed"])
-    model = load_model(**cfg["model"]).to(cfg["device"])
+    data = cfg["data"]
     source = data["root"] or embedded_val_index(per_class=data["per_class"] or 30)
-    loader = build_video_loader(
-        source,
-        sampling=sampling,
-        classes=data["classes"],
-        batch_size=data["batch_size"],
-        workers=data["workers"],
-        max_samples=data["max_samples"],
+
+    def build_loader(model):
+        return source, build_video_loader(
+            source,
+            sampling=_sampling(data),
+            classes=data["classes"],
+            batch_size=data["batch_size"],
+            workers=data["workers"],
+            max_samples=data["max_samples"],
+        )
+
+    return run_evaluation_job(
+        cfg, out_dir, setting, lambda: load_model(**cfg["model"]), build_loader, sweep, reference_cache
     )
-    rows = sweep(
-        model,
-        loader,
-        [setting],
-        prop_attn=tome["prop_attn"],
-        device=cfg["device"],
-        throughput_batch=cfg["throughput"]["batch_size"],
-        throughput_rounds=cfg["throughput"]["rounds"],
-        dtype=DTYPES[cfg["dtype"]],
-        reference_cache=reference_cache,
-    )
-    print(format_table(rows))
-    write_results(rows, out_dir, model=cfg["model"]["name"], data=str(source), config=cfg)
-    return rows
