@@ -16,16 +16,14 @@ $(STAMP):
 	@rm -f $(VENV)/.installed-*
 	@touch $(STAMP)
 
-# make demo DEMO_OUT=dir writes everything under dir/image, dir/video, dir/audio (default: each demo's own folder,
-# results/demo, outputs/demo/video, outputs/demo/audio). Progress goes to stderr: bars on a terminal, lines in a log.
-DEMO_OUT ?=
+# The main job: image, video and audio demos and one report, outputs/demo/report.md (make demo DEMO_OUT=dir writes
+# under dir). Finished modalities are reused and interrupted sweeps resume; DEMO_ARGS=--fresh starts over.
+# Progress goes to stderr: bars on a terminal, lines in a log.
+DEMO_OUT ?= outputs/demo
+DEMO_ARGS ?=
 
 demo: venv
-	$(PY) -m tokenmerge.image.demo $(if $(DEMO_OUT),--out $(DEMO_OUT)/image)
-	@if [ -f video/weights/clip_vit.safetensors ]; then $(PY) -m tokenmerge.video.demo $(if $(DEMO_OUT),--out $(DEMO_OUT)/video); \
-	else echo "video demo skipped: video/weights/clip_vit.safetensors is not trained yet (python -m tokenmerge.video.train_embedded)"; fi
-	@if [ -f audio/weights/speech_vit_tome.safetensors ]; then $(PY) -m tokenmerge.audio.demo $(if $(DEMO_OUT),--out $(DEMO_OUT)/audio); \
-	else echo "audio demo skipped: audio/weights/*.safetensors are not trained yet (python -m tokenmerge.audio.train_embedded)"; fi
+	$(PY) -m tokenmerge.app.demo --out $(DEMO_OUT) $(DEMO_ARGS)
 
 # pytest exits 5 when it collects no tests: fail loudly rather than pass an empty suite.
 test: venv
@@ -34,8 +32,8 @@ test: venv
 	exit $$rc
 
 lint: venv
-	$(VENV)/bin/ruff check core image video audio tests benchmarks
-	$(VENV)/bin/ruff format --check core image video audio tests benchmarks
+	$(VENV)/bin/ruff check app core image video audio tests benchmarks
+	$(VENV)/bin/ruff format --check app core image video audio tests benchmarks
 
 benchmark: venv
 	$(PY) benchmarks/merge_overhead.py

@@ -28,6 +28,10 @@ from .visualize import visualize_spectrogram_merges
 R_VALUES = (2, 4, 6, 8, 10)
 METHODS = ("tome", "random_drop")
 MODELS = {"trained without merging": WEIGHTS, "fine-tuned with merging": WEIGHTS_TOME}
+#: The weights the demo runs on (their hashes decide whether earlier results can be reused).
+WEIGHTS_FILES = (WEIGHTS, WEIGHTS_TOME)
+#: ``--quick``: fewer clips, r values and timing rounds (the tests and ``tokenmerge demo --quick`` use it).
+QUICK = dict(r_values=(4, 8), clips=40, throughput_rounds=1)
 
 
 def evaluation_clips(clips: int, seed: int = 100) -> SpokenWordsDataset:
@@ -51,8 +55,11 @@ def run_demo(
     clips: int = 500,
     throughput_rounds: int = 5,
     models: dict[str, str | Path] = MODELS,
+    prediction_dir: str | Path | None = None,
 ) -> list[dict]:
-    """Sweep every model and write every artefact into ``out_dir``; returns the result rows (with a "model" field)."""
+    """Sweep every model and write every artefact into ``out_dir``; returns the result rows (with a "model" field).
+
+    ``prediction_dir`` keeps each setting's predictions (a folder per model), so an interrupted run resumes."""
     out_dir = Path(out_dir)
     torch.manual_seed(0)
     data = evaluation_clips(clips)
@@ -63,7 +70,13 @@ def run_demo(
         model, classes, info = load_embedded_model(weights)
         print(f"\nSpectrogramViT {name} ({Path(weights).name}, trained with r={info.get('tome_r', 0)}):")
         model_rows = sweep(
-            model, loader, points, throughput_batch=32, throughput_rounds=throughput_rounds, throughput_threads=1
+            model,
+            loader,
+            points,
+            throughput_batch=32,
+            throughput_rounds=throughput_rounds,
+            throughput_threads=1,
+            prediction_dir=None if prediction_dir is None else Path(prediction_dir) / name.replace(" ", "_"),
         )
         print(format_table(model_rows))
         rows += [{"model": name, **row} for row in model_rows]
@@ -85,7 +98,7 @@ def main() -> None:
     parser.add_argument("--quick", action="store_true", help="fewer clips, r values and timing rounds")
     args = parser.parse_args()
     if args.quick:
-        run_demo(args.out, r_values=(4, 8), clips=40, throughput_rounds=1)
+        run_demo(args.out, **QUICK)
     else:
         run_demo(args.out)
 

@@ -31,6 +31,7 @@ def sweep(
     throughput_threads: int | None = None,
     dtype: torch.dtype = torch.float32,
     reference_cache: str | Path | None = None,
+    prediction_dir: str | Path | None = None,
 ) -> list[dict]:
     """Evaluate every setting (method, r) on a SpectrogramViT; the model is left as it was.
 
@@ -40,8 +41,8 @@ def sweep(
         settings: methods and schedules; "tome r=0" is added first as the reference.
         multilabel: score by mAP (multi-hot targets [B, K]) instead of top-1 (class indices [B]).
         prop_attn: proportional attention for every merged setting.
-        device, throughput_batch, throughput_rounds, throughput_threads, dtype, reference_cache: see
-            :func:`tokenmerge.core.evaluation.sweep_settings`.
+        device, throughput_batch, throughput_rounds, throughput_threads, dtype, reference_cache,
+            prediction_dir: see :func:`tokenmerge.core.evaluation.sweep_settings`.
     """
     return sweep_settings(
         model,
@@ -56,5 +57,6 @@ def sweep(
         throughput_threads=throughput_threads,
         dtype=dtype,
         reference_cache=reference_cache,
+        prediction_dir=prediction_dir,
         metrics=multilabel_metrics if multilabel else classification_metrics,
     )

@@ -21,6 +21,7 @@ from .adapter import ModelAdapter, ToMeHandle, temporary_patch
 from .cli import DataError, SettingError
 from .data import Batch, Unreadable, quiet_skips, report_skipped
 from .distributed import broadcast_from_main, current_context, gather_objects, shard_loader
+from .environment import environment
 from .flops import count_flops
 from .metrics import classification_metrics
 from .progress import progress
@@ -118,24 +119,31 @@ def _check_settings(handle: ToMeHandle, settings: list[Setting], num_tokens: int
     return notes
 
 
-def _reference_predictions(
-    model: nn.Module, loader, device, forward: Forward, input_shape: tuple[int, ...], cache: Path | None
+def _cached_predictions(
+    model: nn.Module, loader, device, forward: Forward, input_shape: tuple[int, ...], cache: Path | None, desc: str
 ) -> tuple[Predictions, int]:
-    """The unmerged model's predictions and FLOPs, read from ``cache`` if a job of this sweep already made them."""
+    """A setting's predictions and FLOPs: read from ``cache`` if an earlier run (or a job of this sweep) made them,
+    else computed and, on rank 0, written there atomically (parallel jobs never read half a file)."""
     if cache is not None and cache.is_file():
         saved = torch.load(cache, weights_only=True)
-        log.info("unmerged reference read from %s", cache)
+        log.info("%s: predictions read from %s", desc, cache)
         skipped = [Unreadable(path, error) for path, error in saved["skipped"]]
         return Predictions(saved["logits"], saved["targets"], skipped), int(saved["flops"])
-    preds = predict(model, loader, device, desc="eval tome r=0 (unmerged)", forward=forward)
+    preds = predict(model, loader, device, desc=desc, forward=forward)
     flops = count_flops(model, torch.zeros(1, *input_shape, device=device))
     if cache is not None and current_context().is_main:
         cache.parent.mkdir(parents=True, exist_ok=True)
         partial = cache.with_name(f"{cache.name}.{os.getpid()}.tmp")
         skipped = [[s.path, s.error] for s in preds.skipped]
         torch.save({"logits": preds.logits, "targets": preds.targets, "skipped": skipped, "flops": flops}, partial)
-        partial.replace(cache)  # atomic: parallel jobs never read half a file
+        partial.replace(cache)
     return preds, flops
+
+
+def _prediction_file(folder: Path | None, setting: Setting) -> Path | None:
+    if folder is None:
+        return None
+    return folder / (setting.name.replace(" ", "_").replace("=", "").replace(",", "_").replace("/", "_") + ".pt")
 
 
 def sweep_settings(
@@ -154,6 +162,7 @@ def sweep_settings(
     forward: Forward = plain_forward,
     metrics: Metrics = classification_metrics,
     reference_cache: str | Path | None = None,
+    prediction_dir: str | Path | None = None,
 ) -> list[dict]:
     """Evaluate every setting on ``model``; one row per setting, the unmerged reference (r=0) first.
 
@@ -177,6 +186,9 @@ def sweep_settings(
         metrics: (logits, targets, reference logits) -> named scores.
         reference_cache: a file for the unmerged model's predictions: read if it exists, else written. The jobs
             of a multirun sweep over one model and dataset share it, so the reference pass runs once.
+        prediction_dir: a folder that keeps every setting's predictions (one file per setting, written as each
+            finishes): a sweep that was interrupted resumes with the settings it finished. The caller makes sure
+            the folder belongs to this model and data (the demo clears it when they change).
 
     Under torchrun (inside the caller's :func:`tokenmerge.core.distributed.distributed_context`) every process
     evaluates a shard of the data and gets every row with exact metrics over all samples (``world_size`` in
@@ -185,6 +197,7 @@ def sweep_settings(
     reference = Setting("tome", 0)
     settings = [reference] + [s for s in settings if s != reference]
     cache = None if reference_cache is None else Path(reference_cache)
+    folder = None if prediction_dir is None else Path(prediction_dir)
     ctx = current_context()
     with temporary_patch(model, adapter, 0, prop_attn=prop_attn) as handle, quiet_skips():
         model_dtype, threads = next(model.parameters()).dtype, torch.get_num_threads()
@@ -194,13 +207,12 @@ def sweep_settings(
             evaluated: list[tuple[Predictions, int]] = []
             for setting in progress(settings, "settings", every_step=True, describe=lambda s: s.name):
                 _configure(handle, setting)
-                if setting == reference:
-                    evaluated.append(_reference_predictions(model, loader, device, forward, input_shape, cache))
-                    if ctx.is_main:
-                        report_skipped(evaluated[0][0].skipped)
-                    continue
-                preds = predict(model, loader, device, desc=f"eval {setting.name}", forward=forward)
-                evaluated.append((preds, count_flops(model, torch.zeros(1, *input_shape, device=device))))
+                is_reference = setting == reference
+                file = cache if is_reference and cache is not None else _prediction_file(folder, setting)
+                desc = f"eval {setting.name}" + (" (unmerged)" if is_reference else "")
+                evaluated.append(_cached_predictions(model, loader, device, forward, input_shape, file, desc))
+                if is_reference and ctx.is_main:
+                    report_skipped(evaluated[0][0].skipped)
             speed = None
             if ctx.is_main:  # one process times, alone on its device; the others wait for its numbers
                 batch = torch.randn(throughput_batch, *input_shape, device=device, dtype=dtype)
@@ -297,14 +309,15 @@ LIST_COLUMNS = ("skipped", "schedule", "tokens_per_layer")
 
 
 def write_results(rows: list[dict], out_dir: str | Path, stem: str = "results", **metadata) -> tuple[Path, Path]:
-    """Write rows as JSON (with metadata and the count of skipped files) and CSV; returns both paths.
+    """Write rows as JSON (with metadata, the count of skipped files and :func:`~tokenmerge.core.environment.
+    environment`: versions, processor, threads, command) and CSV; returns both paths.
 
     The CSV has one column per scalar field, the schedule as text and the number of skipped files.
     """
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     skipped = len(rows[0].get("skipped", [])) if rows else 0
-    json_path = write_json(rows, out_dir / f"{stem}.json", **metadata, skipped_files=skipped)
+    json_path = write_json(rows, out_dir / f"{stem}.json", **metadata, skipped_files=skipped, environment=environment())
     csv_path = out_dir / f"{stem}.csv"
     columns = [k for k in rows[0] if k not in LIST_COLUMNS] + ["schedule", "skipped"]
     with csv_path.open("w", newline="") as f:

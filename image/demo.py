@@ -30,6 +30,10 @@ from .visualize import visualize_merges
 R_VALUES = (2, 4, 6, 8, 10, 12, 16)
 METHODS = ("tome", "random_merge", "random_drop")
 SHOWCASE = ("astronaut", "chelsea", "coffee", "rocket")
+#: The weights the demo runs on (their hashes decide whether earlier results can be reused).
+WEIGHTS_FILES = (WEIGHTS,)
+#: ``--quick``: fewer samples, r values and timing rounds (the tests and ``tokenmerge demo --quick`` use it).
+QUICK = dict(r_values=(4, 12), max_samples=210, throughput_rounds=2)
 
 
 def merge_gallery(model: torch.nn.Module, r: int, seed: int = 0) -> Image.Image:
@@ -58,8 +62,11 @@ def run_demo(
     max_samples: int | None = None,
     throughput_rounds: int = 7,
     workers: int = 1,
+    prediction_dir: str | Path | None = None,
 ) -> list[dict]:
-    """Run the sweep and write every artefact into ``out_dir``; returns the result rows."""
+    """Run the sweep and write every artefact into ``out_dir``; returns the result rows.
+
+    ``prediction_dir`` keeps each setting's predictions, so an interrupted run resumes (see ``sweep``)."""
     out_dir = Path(out_dir)
     torch.manual_seed(0)
     model, classes = load_embedded_model()
@@ -67,7 +74,13 @@ def run_demo(
     loader = build_eval_loader(root, model, batch_size=128, workers=workers, max_samples=max_samples)
     settings = [Setting(method, r) for method in methods for r in r_values]
     rows = sweep(
-        model, loader, settings, throughput_batch=64, throughput_rounds=throughput_rounds, throughput_threads=1
+        model,
+        loader,
+        settings,
+        throughput_batch=64,
+        throughput_rounds=throughput_rounds,
+        throughput_threads=1,
+        prediction_dir=prediction_dir,
     )
     print(format_table(rows))
     info = read_metadata(WEIGHTS).get("info", {})
@@ -101,7 +114,7 @@ def main(argv: list[str] | None = None) -> None:
             f"(python -m tokenmerge.image.train_embedded --out {WEIGHTS})."
         )
     if args.quick:
-        run_demo(args.out, r_values=(4, 12), max_samples=210, throughput_rounds=2)
+        run_demo(args.out, **QUICK)
     else:
         run_demo(args.out)
 

@@ -32,6 +32,7 @@ def sweep(
     throughput_threads: int | None = None,
     dtype: torch.dtype = torch.float32,
     reference_cache: str | Path | None = None,
+    prediction_dir: str | Path | None = None,
 ) -> list[dict]:
     """Evaluate every setting on an unpatched timm ViT (patched during the sweep, restored afterwards).
 
@@ -40,8 +41,8 @@ def sweep(
         loader: evaluation batches (see :func:`tokenmerge.image.data.build_eval_loader`).
         settings: methods and schedules; "tome r=0" is always added first as the reference.
         prop_attn: proportional attention for every merged setting.
-        device, throughput_batch, throughput_rounds, throughput_threads, dtype, reference_cache: see
-            :func:`tokenmerge.core.evaluation.sweep_settings`.
+        device, throughput_batch, throughput_rounds, throughput_threads, dtype, reference_cache,
+            prediction_dir: see :func:`tokenmerge.core.evaluation.sweep_settings`.
 
     Returns:
         One row per setting (first: the unmerged reference).
@@ -60,4 +61,5 @@ def sweep(
         prop_attn=prop_attn,
         dtype=dtype,
         reference_cache=reference_cache,
+        prediction_dir=prediction_dir,
     )

@@ -21,7 +21,7 @@ __all__ = ["DTYPES", "check_config", "embedded_val_root", "run_evaluation"]
 def embedded_val_root(per_class: int = 50, seed: int = 0) -> Path:
     """The embedded evaluation set (held-out photo-object images as an ImageFolder), generated on first use."""
     return write_image_folder(
-        cache_dir() / f"photo_objects_stripes_val_{per_class}_{seed}", "val", per_class=per_class, seed=seed
+        cache_dir() / f"photo_objects_tiles_val_{per_class}_{seed}", "val", per_class=per_class, seed=seed
     )
 
 

@@ -2,11 +2,12 @@
 
 Real photographs that ship with scikit-image and scikit-learn (no download) form the classes. Each image
 is a crop of one photo (the background) with a small crop of another photo pasted in (the object, 10-14 px
-on a 32x32 canvas, so about 3x3 of the 4x4-pixel patches); the label is the object's photo. Every photo is cut
-into vertical stripes 64 px wide; every fourth stripe is held out for evaluation and the rest is for training
-(``split_runs``), so evaluation crops are pixels the model never saw, drawn from all over the photo. (An
-earlier split used the left 65% for training and the right 35% for evaluation: on several photos the right
-part shows different things than the left, and the model scored 74% on training regions but 54% held out.)
+on a 32x32 canvas, so about 4x4 of the 4x4-pixel patches); the label is the object's photo. Every photo is cut
+into 96x96 tiles; a quarter of them, spread over the whole photo in a staggered pattern, are held out for
+evaluation (``held_out_tiles``): evaluation crops lie inside one held-out tile, training crops touch none, so
+evaluation pixels are never seen in training but come from all over the photo. (An earlier split used the
+left 65% for training and the right 35% for evaluation: on several photos the right part shows other things
+than the left, and the model scored 74% on training regions but 54% held out.)
 
 Why this task: classifying plain crops ("which photo is this crop from") was measured here to stay flat
 under merging down to 3 tokens (88.0% at r=0, 87.8% at r=16, and random dropping 87.2%): a texture is an
@@ -30,67 +31,65 @@ from torch.utils.data import Dataset
 
 from tokenmerge.core.photos import PHOTOS, load_photo, load_photos
 
-STRIPE_WIDTH = 64  # width in pixels of the vertical stripes that split every photo
-HELD_OUT_EVERY = 4  # stripes 3, 7, 11, ... are the evaluation split, the rest the training split
-CROP_SIDES = (40, 64)  # crop side in pixels, drawn uniformly, before resizing (fits one held-out stripe)
-OBJECT_SIDES = (10, 14)  # side of the pasted object on the canvas, in pixels
+TILE = 96  # side in pixels of the tiles that split every photo into training and evaluation parts
+CROP_SIDES = (48, 96)  # crop side in pixels, drawn uniformly, before resizing (fits one held-out tile)
+OBJECT_SIDES = (14, 18)  # side of the pasted object on the canvas, in pixels
 
 __all__ = [
     "CROP_SIDES",
-    "HELD_OUT_EVERY",
     "OBJECT_SIDES",
     "PHOTOS",
-    "STRIPE_WIDTH",
+    "TILE",
     "RandomObjects",
     "class_images",
     "load_photo",
     "load_photos",
     "object_on_background",
     "random_crop",
-    "split_runs",
+    "held_out_tiles",
     "write_image_folder",
 ]
 
 
-def split_runs(width: int, split: str) -> list[tuple[int, int]]:
-    """The column ranges ``[start, stop)`` of a photo ``width`` px wide that belong to ``split``.
+def held_out_tiles(height: int, width: int) -> np.ndarray:
+    """Which ``TILE`` x ``TILE`` tiles of a ``height`` x ``width`` photo are held out: bool [rows, cols].
 
-    Stripes of ``STRIPE_WIDTH`` columns; stripe k is held out ("val") when ``k % HELD_OUT_EVERY`` is the last
-    residue, else it is "train". Neighbouring stripes of one split join into one run, so a training crop may
-    span several stripes but never touches a held-out column.
+    Tile (row, col) is held out when ``(col + 2 * row) % 4 == 3``: a quarter of the tiles, staggered from row to
+    row so that every part of the photo has held-out tiles. Partial tiles at the edges count as well.
+    """
+    rows, cols = np.meshgrid(np.arange(-(-height // TILE)), np.arange(-(-width // TILE)), indexing="ij")
+    return (cols + 2 * rows) % 4 == 3
+
+
+def random_crop(
+    photo: np.ndarray, split: str, rng: np.random.Generator, size: int, attempts: int = 1000
+) -> Image.Image:
+    """One square crop of the photo's ``split`` part (see :func:`held_out_tiles`), resized to ``size``.
+
+    The side is drawn from ``CROP_SIDES``. An evaluation ("val") crop lies inside one whole held-out tile; a
+    training ("train") crop is placed uniformly among the places that touch no held-out tile.
     """
     if split not in ("train", "val"):
         raise ValueError(f"split must be 'train' or 'val'; got {split!r}.")
-    runs: list[tuple[int, int]] = []
-    for start in range(0, width, STRIPE_WIDTH):
-        held_out = (start // STRIPE_WIDTH) % HELD_OUT_EVERY == HELD_OUT_EVERY - 1
-        if held_out != (split == "val"):
-            continue
-        stop = min(start + STRIPE_WIDTH, width)
-        if runs and runs[-1][1] == start:
-            runs[-1] = (runs[-1][0], stop)
-        else:
-            runs.append((start, stop))
-    return runs
-
-
-def random_crop(photo: np.ndarray, split: str, rng: np.random.Generator, size: int) -> Image.Image:
-    """One square crop from the photo's ``split`` stripes (see ``split_runs``), resized to ``size``.
-
-    The crop side is drawn from ``CROP_SIDES`` and its position uniformly over every place it fits.
-    """
     height, width, _ = photo.shape
-    side = int(rng.integers(CROP_SIDES[0], min(CROP_SIDES[1], height) + 1))
-    runs = [(start, stop) for start, stop in split_runs(width, split) if stop - start >= side]
-    if not runs:
-        raise ValueError(
-            f"a {height}x{width} photo has no {split!r} stripe {side} px wide; photos for this task need to be "
-            f"at least {HELD_OUT_EVERY * STRIPE_WIDTH} px wide and {CROP_SIDES[1]} px high."
-        )
-    places = np.array([stop - start - side + 1 for start, stop in runs])
-    run = int(rng.choice(len(runs), p=places / places.sum()))
-    x0 = runs[run][0] + int(rng.integers(places[run]))
-    y0 = int(rng.integers(0, height - side + 1))
+    held_out = held_out_tiles(height, width)
+    side = int(rng.integers(CROP_SIDES[0], min(CROP_SIDES[1], height, width) + 1))
+    if split == "val":
+        whole = [(r, c) for r, c in zip(*np.nonzero(held_out)) if (r + 1) * TILE <= height and (c + 1) * TILE <= width]
+        if not whole:
+            raise ValueError(
+                f"a {height}x{width} photo has no whole held-out tile: photos for this task need to be at least "
+                f"{4 * TILE} px wide and {TILE} px high."
+            )
+        row, col = whole[int(rng.integers(len(whole)))]
+        y0, x0 = row * TILE + int(rng.integers(TILE - side + 1)), col * TILE + int(rng.integers(TILE - side + 1))
+    else:
+        for _ in range(attempts):
+            y0, x0 = int(rng.integers(height - side + 1)), int(rng.integers(width - side + 1))
+            if not held_out[y0 // TILE : (y0 + side - 1) // TILE + 1, x0 // TILE : (x0 + side - 1) // TILE + 1].any():
+                break
+        else:
+            raise ValueError(f"found no {side}px training crop outside the held-out tiles of a {height}x{width} photo.")
     crop = Image.fromarray(photo[y0 : y0 + side, x0 : x0 + side])
     return crop.resize((size, size), Image.Resampling.BICUBIC)
 

@@ -26,6 +26,10 @@ from .visualize import visualize_clip_merges
 
 R_VALUES = (8, 16, 24, 32, 40)
 SETTINGS = (("tome", "spacetime"), ("tome", "frame"), ("random_drop", "spacetime"))
+#: The weights the demo runs on (their hashes decide whether earlier results can be reused).
+WEIGHTS_FILES = (WEIGHTS,)
+#: ``--quick``: fewer clips, r values and timing rounds (the tests and ``tokenmerge demo --quick`` use it).
+QUICK = dict(r_values=(16, 32), per_class=6, throughput_rounds=1)
 
 
 def clip_batches(per_class: int, seed: int = 100, batch_size: int = 64) -> list[Batch]:
@@ -56,14 +60,25 @@ def run_demo(
     per_class: int = 60,
     throughput_rounds: int = 5,
     weights: str | Path = WEIGHTS,
+    prediction_dir: str | Path | None = None,
 ) -> list[dict]:
-    """Run the sweep and write every artefact into ``out_dir``; returns the result rows."""
+    """Run the sweep and write every artefact into ``out_dir``; returns the result rows.
+
+    ``prediction_dir`` keeps each setting's predictions, so an interrupted run resumes (see ``sweep``)."""
     out_dir = Path(out_dir)
     torch.manual_seed(0)
     model, classes = load_embedded_model(weights)
     loader = clip_batches(per_class)
     points = [Setting(method, r, scope) for method, scope in settings for r in r_values]
-    rows = sweep(model, loader, points, throughput_batch=32, throughput_rounds=throughput_rounds, throughput_threads=1)
+    rows = sweep(
+        model,
+        loader,
+        points,
+        throughput_batch=32,
+        throughput_rounds=throughput_rounds,
+        throughput_threads=1,
+        prediction_dir=prediction_dir,
+    )
     print(format_table(rows))
     json_path, csv_path = write_results(rows, out_dir, model="embedded moving-objects video ViT", classes=classes)
     title = f"Embedded moving-objects video ViT ({len(classes)} classes, {rows[0]['samples']} held-out clips)"
@@ -82,7 +97,7 @@ def main() -> None:
     parser.add_argument("--quick", action="store_true", help="fewer clips, r values and timing rounds")
     args = parser.parse_args()
     if args.quick:
-        run_demo(args.out, r_values=(16, 32), per_class=6, throughput_rounds=1, weights=args.weights)
+        run_demo(args.out, weights=args.weights, **QUICK)
     else:
         run_demo(args.out, weights=args.weights)
 

@@ -39,6 +39,7 @@ def sweep(
     throughput_threads: int | None = None,
     dtype: torch.dtype = torch.float32,
     reference_cache: str | Path | None = None,
+    prediction_dir: str | Path | None = None,
 ) -> list[dict]:
     """Evaluate every setting (method, r, merge scope) on an unpatched SpatiotemporalViT; restores it afterwards.
 
@@ -47,8 +48,8 @@ def sweep(
         loader: batches whose inputs are [B, V, 3, T, H, W] (see :func:`tokenmerge.video.data.build_video_loader`).
         settings: methods, schedules and scopes ("spacetime" / "frame"); "tome r=0" is added first as the reference.
         prop_attn: proportional attention for every merged setting.
-        device, throughput_batch, throughput_rounds, throughput_threads, dtype, reference_cache: see
-            :func:`tokenmerge.core.evaluation.sweep_settings`.
+        device, throughput_batch, throughput_rounds, throughput_threads, dtype, reference_cache,
+            prediction_dir: see :func:`tokenmerge.core.evaluation.sweep_settings`.
     """
     return sweep_settings(
         model,
@@ -63,5 +64,6 @@ def sweep(
         prop_attn=prop_attn,
         dtype=dtype,
         reference_cache=reference_cache,
+        prediction_dir=prediction_dir,
         forward=multiview_forward,
     )

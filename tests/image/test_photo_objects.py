@@ -6,11 +6,11 @@ import pytest
 from tokenmerge.image.photo_objects import (
     OBJECT_SIDES,
     PHOTOS,
-    STRIPE_WIDTH,
+    TILE,
+    held_out_tiles,
     load_photo,
     object_on_background,
     random_crop,
-    split_runs,
     write_image_folder,
 )
 
@@ -21,31 +21,29 @@ def test_every_photo_loads_offline_as_rgb():
         assert photo.ndim == 3 and photo.shape[2] == 3 and photo.dtype == np.uint8
 
 
-def test_every_fourth_stripe_is_held_out_and_the_splits_cover_the_photo():
-    assert split_runs(600, "val") == [(192, 256), (448, 512)]
-    assert split_runs(600, "train") == [(0, 192), (256, 448), (512, 600)]
-    for width in (300, 512, 641):
-        columns = [
-            c for split in ("train", "val") for start, stop in split_runs(width, split) for c in range(start, stop)
-        ]
-        assert sorted(columns) == list(range(width))
-    with pytest.raises(ValueError, match="split"):
-        split_runs(300, "test")
+def test_a_quarter_of_the_tiles_is_held_out_in_every_row():
+    held_out = held_out_tiles(4 * TILE, 8 * TILE)
+    assert held_out.shape == (4, 8) and held_out.sum() == 8
+    assert held_out[0].tolist() == [False, False, False, True] * 2
+    assert held_out[1].tolist() == [False, True, False, False] * 2
+    assert held_out_tiles(TILE + 1, TILE).shape == (2, 1)  # partial tiles count
 
 
-def test_crops_come_from_their_split_stripes_only():
-    photo = np.zeros((200, 640, 3), dtype=np.uint8)
-    for start, stop in split_runs(640, "val"):
-        photo[:, start:stop] = 255  # the held-out stripes are white
+def test_crops_come_from_their_split_tiles_only():
+    photo = np.zeros((5 * TILE, 6 * TILE + 20, 3), dtype=np.uint8)
+    held_out = np.kron(held_out_tiles(*photo.shape[:2]), np.ones((TILE, TILE), bool))
+    photo[held_out[: photo.shape[0], : photo.shape[1]]] = 255  # the held-out tiles are white
     rng = np.random.default_rng(0)
     for _ in range(50):
         assert np.asarray(random_crop(photo, "train", rng, 16)).max() < 128
         assert np.asarray(random_crop(photo, "val", rng, 16)).min() > 128
+    with pytest.raises(ValueError, match="split"):
+        random_crop(photo, "test", rng, 16)
 
 
-def test_a_photo_too_narrow_for_a_held_out_stripe_is_refused_clearly():
-    with pytest.raises(ValueError, match="at least 256 px wide"):
-        random_crop(np.zeros((100, 3 * STRIPE_WIDTH, 3), np.uint8), "val", np.random.default_rng(0), 16)
+def test_a_photo_too_small_for_a_held_out_tile_is_refused_clearly():
+    with pytest.raises(ValueError, match="no whole held-out tile"):
+        random_crop(np.zeros((TILE, 3 * TILE, 3), np.uint8), "val", np.random.default_rng(0), 16)
 
 
 def test_every_bundled_photo_has_room_for_crops_of_both_splits():
@@ -65,7 +63,7 @@ def test_image_folder_is_deterministic(tmp_path):
 
 def test_object_comes_from_the_labelled_photo_and_background_from_another():
     # Flat-colour "photos": the object's colour identifies its photo, the rest of the canvas another one.
-    photos = [np.full((120, 320, 3), 40 * i, dtype=np.uint8) for i in range(5)]
+    photos = [np.full((2 * TILE, 4 * TILE, 3), 40 * i, dtype=np.uint8) for i in range(5)]
     rng = np.random.default_rng(0)
     for label in range(5):
         canvas = np.asarray(object_on_background(photos, label, "val", rng, 32))

@@ -1,0 +1,130 @@
+"""The ``tokenmerge`` command: one entry point for every modality's experiments.
+
+    tokenmerge demo [--quick] [--fresh] [--out outputs/demo]     the main job: all modalities, one report
+    tokenmerge eval image|video|audio [hydra overrides]          evaluate a model and data with a ToMe setting
+    tokenmerge visualize image PHOTO [--model ...] [--r 8]       draw the merged groups on an image
+    tokenmerge bench image|video|audio|merge-overhead [args]     throughput benchmarks (repository checkout)
+
+``tokenmerge <command> --help`` explains each; ``tokenmerge eval image --help`` shows the Hydra config groups
+(``model=``, ``data=``, ``tome.r=``, ``experiment=``), and ``-m`` sweeps (``tokenmerge eval image -m
+tome.r=0,8,16``). Under torchrun (``torchrun --nproc_per_node=N -m tokenmerge.app.main eval ...``) evaluation
+runs on N processes. User errors end with one line ``error: ...`` and exit status 2.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import runpy
+import sys
+from pathlib import Path
+
+from tokenmerge.core.cli import DataError, user_errors
+
+from . import demo
+
+MODALITIES = ("image", "video", "audio")
+EVAL_EXAMPLES = """examples:
+  tokenmerge eval image tome.r=8                                  embedded model and data, r=8
+  tokenmerge eval image model=timm model.name=vit_base_patch16_224 data.root=/data/imagenet/val tome.r=16
+  tokenmerge eval video experiment=paper_k400_vit_large model.checkpoint=mae_st.pth data.root=/data/k400/val.csv
+  tokenmerge eval audio -m tome.r=0,4,8 tome.method=tome,random_drop     a Hydra sweep, one combined table
+  tokenmerge eval image --help                                    the config groups and every option"""
+BENCHMARKS = {
+    "image": "image_throughput.py",
+    "video": "video_throughput.py",
+    "audio": "audio_throughput.py",
+    "merge-overhead": "merge_overhead.py",
+}
+
+
+def _run_hydra(module: str, prog: str, overrides: list[str]) -> None:
+    """Call a Hydra entry point as if it had been started as ``prog overrides...``."""
+    argv = sys.argv
+    sys.argv = [prog, *overrides]
+    try:
+        importlib.import_module(module).main()
+    finally:
+        sys.argv = argv
+
+
+def _benchmark_script(name: str) -> Path:
+    script = Path(__file__).resolve().parents[1] / "benchmarks" / BENCHMARKS[name]
+    if not script.is_file():
+        raise DataError(
+            f"benchmark script {script} not found: the benchmarks live in the repository checkout (benchmarks/); "
+            "install tokenmerge from a clone (pip install -e .) to run them."
+        )
+    return script
+
+
+def _run_script(script: Path, args: list[str]) -> None:
+    argv = sys.argv
+    sys.argv = [str(script), *args]
+    try:
+        runpy.run_path(str(script), run_name="__main__")
+    finally:
+        sys.argv = argv
+
+
+def parser() -> argparse.ArgumentParser:
+    """The command line, with a sub-parser per command."""
+    top = argparse.ArgumentParser(
+        prog="tokenmerge", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    commands = top.add_subparsers(dest="command", metavar="COMMAND", required=True)
+
+    run_demo = commands.add_parser(
+        "demo",
+        help="the main job: every modality's embedded demo and one report (outputs/demo/report.md)",
+        description=demo.__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    demo.add_arguments(run_demo)
+
+    evaluate = commands.add_parser(
+        "eval",
+        help="evaluate a model on data with a ToMe setting (Hydra: overrides, -m sweeps)",
+        description="Evaluate the unmerged model and one ToMe setting: accuracy (or mAP), agreement, throughput, "
+        "FLOPs; results.json/csv in the run folder. Everything after the modality goes to Hydra.",
+        epilog=EVAL_EXAMPLES,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    evaluate.add_argument("modality", choices=MODALITIES)
+    evaluate.add_argument("overrides", nargs=argparse.REMAINDER, help="Hydra overrides (key=value), -m, --help")
+
+    visualize = commands.add_parser(
+        "visualize",
+        help="draw the merged groups of a model on an image",
+        description="Draw the merged groups on an image. Everything after the modality goes to the image "
+        "visualizer; tokenmerge visualize image --help lists its options.",
+    )
+    visualize.add_argument("modality", choices=("image",))
+    visualize.add_argument("args", nargs=argparse.REMAINDER, help="IMAGE [--model ...] [--r ...] [--out ...]")
+
+    bench = commands.add_parser(
+        "bench",
+        help="throughput benchmarks: tables and JSON (needs the repository checkout)",
+        description="Run a benchmark script of benchmarks/; everything after its name goes to the script "
+        "(tokenmerge bench image --help lists its options).",
+    )
+    bench.add_argument("name", choices=sorted(BENCHMARKS))
+    bench.add_argument("args", nargs=argparse.REMAINDER, help="the script's options")
+    return top
+
+
+@user_errors
+def main(argv: list[str] | None = None) -> None:
+    args = parser().parse_args(argv)
+    if args.command == "demo":
+        demo.run_from_arguments(args)
+    elif args.command == "eval":
+        _run_hydra(f"tokenmerge.{args.modality}.run_eval", f"tokenmerge eval {args.modality}", args.overrides)
+    elif args.command == "visualize":
+        importlib.import_module("tokenmerge.image.visualize").main(args.args)
+    elif args.command == "bench":
+        _run_script(_benchmark_script(args.name), args.args)
+
+
+if __name__ == "__main__":
+    main()
