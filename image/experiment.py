@@ -36,8 +36,10 @@ def check_config(cfg: dict) -> Setting:
     check_count(data.get("batch_size"), "data.batch_size")
     check_count(data.get("workers"), "data.workers", minimum=0)
     check_count(data.get("max_samples"), "data.max_samples", optional=True)
-    info = check_model(**model)
     root = data.get("root")
+    if root == "???":
+        raise SettingError("data.root is required for this experiment: pass data.root=/path/to/imagenet/val.")
+    info = check_model(**model)
     classes = sorted(PHOTOS) if root is None else check_image_folder(root)
     where = "the embedded photo-object set (data.root=null)" if root is None else f"data.root={root}"
     if info.num_classes is not None:

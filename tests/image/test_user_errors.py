@@ -65,6 +65,13 @@ def test_bad_settings_fail_before_any_work(override, message, no_work, tmp_path)
     assert not any(tmp_path.iterdir())
 
 
+def test_the_paper_experiment_asks_for_the_imagenet_folder(no_work, tmp_path):
+    cfg = config("experiment=paper_imagenet_vit_large_384", "device=cpu")
+    assert (cfg["model"]["name"], cfg["tome"]["r"], cfg["dtype"]) == ("vit_large_patch16_384", 23, "float16")
+    with pytest.raises(SettingError, match="data.root is required for this experiment"):
+        experiment.run_evaluation(cfg, tmp_path)
+
+
 @needs_weights
 def test_data_with_other_classes_than_the_model_stops_with_both_numbers(tmp_path, no_work):
     root = image_folder(tmp_path / "val", ["cats", "dogs"])
