@@ -41,6 +41,12 @@ def default_device(local_rank: int = 0) -> torch.device:
     return torch.device("cuda", local_rank) if torch.cuda.is_available() else torch.device("cpu")
 
 
+def is_main_process() -> bool:
+    """Whether this process is rank 0 of a torchrun launch (or a plain process), also before a process group
+    exists or after it is destroyed (read from torchrun's RANK variable)."""
+    return os.environ.get("RANK", "0") == "0"
+
+
 def process_device(requested: str | torch.device, ctx: DistributedContext) -> torch.device:
     """The device this process runs on: ``requested`` ("cpu", "cuda", "cuda:1"), except that under torchrun a
     CUDA request means this process's own GPU (``cuda:LOCAL_RANK``)."""

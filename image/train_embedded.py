@@ -9,7 +9,8 @@ The loop is the shared :func:`tokenmerge.core.training.train` (AdamW without dec
 embeddings, warm-up and cosine decay, label smoothing, gradient clipping), with stochastic depth and fresh
 random images every step (``photo_objects.RandomObjects``, training stripes, random flips). Validation accuracy
 on a fixed set of held-out-stripe images is printed as it goes. ``--tome-r`` trains with merging on (ToMe works
-as a pooling layer in training).
+as a pooling layer in training). Under torchrun it trains with DistributedDataParallel (each process its share
+of every batch of images; ``--batch-size`` per process) and rank 0 writes the weights.
 """
 
 from __future__ import annotations
@@ -23,6 +24,7 @@ import torchvision.transforms.v2 as T
 from torch.utils.data import TensorDataset
 
 from tokenmerge.core.cli import user_errors
+from tokenmerge.core.distributed import is_main_process
 from tokenmerge.core.training import TrainConfig
 from tokenmerge.core.training import train as train_loop
 from tokenmerge.core.validation import check_count
@@ -68,7 +70,7 @@ def train(
     out: str | Path | None = None,
 ) -> tuple[torch.nn.Module, float]:
     """Train from scratch; returns (model, final validation accuracy) and saves to ``out`` if given (no default:
-    the shipped weights are only replaced when asked for by path)."""
+    the shipped weights are only replaced when asked for by path; under torchrun rank 0 saves)."""
     torch.manual_seed(seed)
     classes = sorted(PHOTOS)
     size = DATA_CONFIG["input_size"][-1]
@@ -97,7 +99,7 @@ def train(
         num_classes=len(classes),
     )
     accuracy = result.metrics["val_top1"]
-    if out is not None:
+    if out is not None and is_main_process():
         info = dict(
             steps=steps,
             batch_size=batch_size,
@@ -139,7 +141,8 @@ def main(argv: list[str] | None = None) -> None:
     _, accuracy = train(
         args.steps, args.batch_size, args.lr, seed=args.seed, tome_r=args.tome_r, workers=args.workers, out=args.out
     )
-    print(f"final validation accuracy {accuracy:.3f}; saved to {args.out}")
+    if is_main_process():
+        print(f"final validation accuracy {accuracy:.3f}; saved to {args.out}")
 
 
 if __name__ == "__main__":
