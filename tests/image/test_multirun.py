@@ -28,7 +28,7 @@ def test_multirun_shares_the_reference_and_writes_one_table(tmp_path):
     result = subprocess.run(cmd, capture_output=True, text=True, timeout=600, cwd=tmp_path, env=env)
     assert result.returncode == 0, result.stderr[-3000:]
     assert result.stderr.count("eval tome r=0 (unmerged)") == 1  # job 1 reads job 0's reference
-    assert "unmerged reference read from" in result.stdout + result.stderr
+    assert "eval tome r=0 (unmerged): predictions read from" in result.stdout + result.stderr
     assert "sweep of 2 jobs" in result.stdout and "* r=1000 clamped" in result.stdout
     payload = json.loads((sweep / "results.json").read_text())
     assert [(row["method"], row["r"], row["job"]) for row in payload["results"]] == [
