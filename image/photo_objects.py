@@ -1,7 +1,7 @@
 """The embedded image task: a small object on a photo background; which photograph is the object from?
 
 Real photographs that ship with scikit-image and scikit-learn (no download) form the classes. Each image
-is a crop of one photo (the background) with a small crop of another photo pasted in (the object, 10-14 px
+is a crop of one photo (the background) with a small crop of another photo pasted in (the object, 14-18 px
 on a 32x32 canvas, so about 4x4 of the 4x4-pixel patches); the label is the object's photo. Every photo is cut
 into 96x96 tiles; a quarter of them, spread over the whole photo in a staggered pattern, are held out for
 evaluation (``held_out_tiles``): evaluation crops lie inside one held-out tile, training crops touch none, so
