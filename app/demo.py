@@ -44,7 +44,7 @@ MODALITIES = {
         "image",
         "tokenmerge.image.demo",
         "A timm ViT (6 blocks, 64 patches + class token) trained here to name the photograph a small pasted "
-        "object comes from (21 bundled photographs); evaluated on images from held-out stripes of the photos.",
+        "object comes from (21 bundled photographs); evaluated on images from held-out tiles of the photos.",
     ),
     "video": Modality(
         "video",
