@@ -97,7 +97,8 @@ def run_modality(modality: Modality, out_dir: Path, quick: bool, fresh: bool) ->
     saved.write_text(json.dumps(expected, indent=1) + "\n")
     print(f"\n== {modality.name} ==")
     start = time.perf_counter()
-    modality.demo().run_demo(out_dir, prediction_dir=points, **(modality.demo().QUICK if quick else {}))
+    demo = modality.demo()
+    demo.run_demo(out_dir, prediction_dir=points, **(demo.QUICK if quick else {}))
     record = {"fingerprint": expected, "seconds": round(time.perf_counter() - start, 1)}
     done.write_text(json.dumps(record, indent=1) + "\n")
     return {**record, "reused": False}

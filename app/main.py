@@ -67,6 +67,22 @@ def _run_script(script: Path, args: list[str]) -> None:
         sys.argv = argv
 
 
+def _passthrough(
+    commands, name: str, summary: str, description: str, choice: tuple, rest: tuple[str, str], epilog: str = ""
+) -> None:
+    """A command that picks one of ``choice = (dest, choices)`` and hands every later argument (``rest = (dest,
+    help)``) to what it runs."""
+    command = commands.add_parser(
+        name,
+        help=summary,
+        description=description,
+        epilog=epilog or None,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    command.add_argument(choice[0], choices=choice[1])
+    command.add_argument(rest[0], nargs=argparse.REMAINDER, help=rest[1])
+
+
 def parser() -> argparse.ArgumentParser:
     """The command line, with a sub-parser per command."""
     top = argparse.ArgumentParser(
@@ -82,34 +98,34 @@ def parser() -> argparse.ArgumentParser:
     )
     demo.add_arguments(run_demo)
 
-    evaluate = commands.add_parser(
+    _passthrough(
+        commands,
         "eval",
-        help="evaluate a model on data with a ToMe setting (Hydra: overrides, -m sweeps)",
-        description="Evaluate the unmerged model and one ToMe setting: accuracy (or mAP), agreement, throughput, "
-        "FLOPs; results.json/csv in the run folder. Everything after the modality goes to Hydra.",
+        "evaluate a model on data with a ToMe setting (Hydra: overrides, -m sweeps)",
+        "Evaluate the unmerged model and one ToMe setting: accuracy (or mAP), agreement, throughput, FLOPs; "
+        "results.json/csv in the run folder. Everything after the modality goes to Hydra.",
+        ("modality", MODALITIES),
+        ("overrides", "Hydra overrides (key=value), -m, --help"),
         epilog=EVAL_EXAMPLES,
-        formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    evaluate.add_argument("modality", choices=MODALITIES)
-    evaluate.add_argument("overrides", nargs=argparse.REMAINDER, help="Hydra overrides (key=value), -m, --help")
-
-    visualize = commands.add_parser(
+    _passthrough(
+        commands,
         "visualize",
-        help="draw the merged groups of a model on an image",
-        description="Draw the merged groups on an image. Everything after the modality goes to the image "
-        "visualizer; tokenmerge visualize image --help lists its options.",
+        "draw the merged groups of a model on an image",
+        "Draw the merged groups on an image. Everything after the modality goes to the image visualizer; "
+        "tokenmerge visualize image --help lists its options.",
+        ("modality", ("image",)),
+        ("args", "IMAGE [--model ...] [--r ...] [--out ...]"),
     )
-    visualize.add_argument("modality", choices=("image",))
-    visualize.add_argument("args", nargs=argparse.REMAINDER, help="IMAGE [--model ...] [--r ...] [--out ...]")
-
-    bench = commands.add_parser(
+    _passthrough(
+        commands,
         "bench",
-        help="throughput benchmarks: tables and JSON (needs the repository checkout)",
-        description="Run a benchmark script of benchmarks/; everything after its name goes to the script "
+        "throughput benchmarks: tables and JSON (needs the repository checkout)",
+        "Run a benchmark script of benchmarks/; everything after its name goes to the script "
         "(tokenmerge bench image --help lists its options).",
+        ("name", tuple(sorted(BENCHMARKS))),
+        ("args", "the script's options"),
     )
-    bench.add_argument("name", choices=sorted(BENCHMARKS))
-    bench.add_argument("args", nargs=argparse.REMAINDER, help="the script's options")
     return top
 
 

@@ -45,9 +45,7 @@ def markdown_table(rows: list[dict]) -> str:
     return "\n".join(lines)
 
 
-def _section(name: str, modality, record: dict, folder: Path, out_dir: Path) -> list[str]:
-    payload = json.loads((folder / "results.json").read_text())
-    rows = payload["results"]
+def _section(name: str, modality, record: dict, rows: list[dict], folder: Path, out_dir: Path) -> list[str]:
     how = "reused from an earlier run" if record.get("reused") else f"{record['seconds'] / 60:.1f} min"
     lines = [f"## {name.capitalize()}", "", modality.about, "", f"Samples: {rows[0]['samples']}; run time: {how}."]
     lines += ["", markdown_table(rows), ""]
@@ -72,8 +70,9 @@ def write_report(out_dir: Path, done: dict[str, tuple[object, dict]]) -> Path:
     sections = []
     for name, (modality, record) in done.items():
         folder = out_dir / name
-        environment = environment or json.loads((folder / "results.json").read_text()).get("environment", {})
-        sections += _section(name, modality, record, folder, out_dir)
+        payload = json.loads((folder / "results.json").read_text())
+        environment = environment or payload.get("environment", {})
+        sections += _section(name, modality, record, payload["results"], folder, out_dir)
     versions = ", ".join(f"{k} {environment[k]}" for k in ("tokenmerge", "torch", "timm") if environment.get(k))
     lines = [
         "# tokenmerge demo: Token Merging on image, video and audio",

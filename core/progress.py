@@ -17,6 +17,8 @@ from typing import TypeVar
 
 from tqdm import tqdm
 
+from .distributed import is_main_process
+
 T = TypeVar("T")
 
 __all__ = ["progress", "progress_mode"]
@@ -25,7 +27,7 @@ __all__ = ["progress", "progress_mode"]
 def progress_mode() -> str:
     """ "bars" when stderr is a terminal, else "lines"; ``TOKENMERGE_PROGRESS`` (bars, lines, off) overrides;
     "off" in torchrun's processes other than rank 0."""
-    if os.environ.get("RANK", "0") != "0":
+    if not is_main_process():
         return "off"
     mode = os.environ.get("TOKENMERGE_PROGRESS", "").strip().lower()
     if mode in ("bars", "lines", "off"):

@@ -132,7 +132,8 @@ def check_tome(tome: Mapping, scopes: Sequence[str] = ("all",), key: str = "tome
 
 
 def check_run(cfg: Mapping, scopes: Sequence[str] = ("all",)) -> Setting:
-    """The keys every evaluation config shares: ``tome``, ``device``, ``dtype``, ``seed``, ``throughput``.
+    """The keys every evaluation config shares: ``tome``, ``device``, ``dtype``, ``seed``, ``throughput`` and the
+    loader settings of ``data`` (``batch_size``, ``workers``, ``max_samples``, ``per_class``).
 
     Returns the run's :class:`Setting` (from ``tome``).
     """
@@ -144,7 +145,13 @@ def check_run(cfg: Mapping, scopes: Sequence[str] = ("all",)) -> Setting:
     throughput = cfg.get("throughput") or {}
     check_count(throughput.get("batch_size", 1), "throughput.batch_size")
     check_count(throughput.get("rounds", 1), "throughput.rounds")
-    return check_tome(cfg.get("tome") or {}, scopes)
+    setting = check_tome(cfg.get("tome") or {}, scopes)
+    data = cfg.get("data") or {}
+    check_count(data.get("batch_size", 1), "data.batch_size")
+    check_count(data.get("workers", 0), "data.workers", minimum=0)
+    check_count(data.get("max_samples"), "data.max_samples", optional=True)
+    check_count(data.get("per_class"), "data.per_class", optional=True)
+    return setting
 
 
 def check_path(path, key: str, kind: str = "folder", hint: str = "") -> Path:

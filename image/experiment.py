@@ -8,7 +8,7 @@ from tokenmerge.core.cli import SettingError
 from tokenmerge.core.data import cache_dir
 from tokenmerge.core.evaluation import Setting
 from tokenmerge.core.evaluation_job import run_evaluation_job
-from tokenmerge.core.validation import DTYPES, check_count, check_num_classes, check_run
+from tokenmerge.core.validation import DTYPES, check_num_classes, check_run
 
 from .data import build_eval_loader, check_image_folder
 from .evaluate import sweep
@@ -33,9 +33,6 @@ def check_config(cfg: dict) -> Setting:
     """
     setting = check_run(cfg)
     model, data = cfg["model"], cfg["data"]
-    check_count(data.get("batch_size"), "data.batch_size")
-    check_count(data.get("workers"), "data.workers", minimum=0)
-    check_count(data.get("max_samples"), "data.max_samples", optional=True)
     root = data.get("root")
     if root == "???":
         raise SettingError("data.root is required for this experiment: pass data.root=/path/to/imagenet/val.")

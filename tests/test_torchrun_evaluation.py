@@ -6,11 +6,12 @@ are exercised; every sample must count exactly once, and only rank 0 may write r
 
 import json
 import os
-import socket
 import subprocess
 import sys
 
 import pytest
+
+from tests.torchrun import torchrun
 
 pytestmark = pytest.mark.slow
 
@@ -20,12 +21,6 @@ RUNS = {
     "audio": ["data.per_class=2", "data.max_samples=15", "data.batch_size=4", "tome.r=8"],
 }
 COMMON = ["data.workers=0", "throughput.batch_size=2", "throughput.rounds=1"]
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def _run(command: list[str], env: dict) -> None:
@@ -42,8 +37,7 @@ def test_two_processes_give_the_single_process_results(modality, tmp_path):
     env = {**os.environ, "TOKENMERGE_CACHE": str(tmp_path / "cache"), "OMP_NUM_THREADS": "1"}
     args = ["-m", f"tokenmerge.{modality}.run_eval", *RUNS[modality], *COMMON]
     _run([sys.executable, *args, f"hydra.run.dir={tmp_path / 'one'}"], env)
-    torchrun = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node=2", f"--master_port={_free_port()}"]
-    _run([*torchrun, *args, f"hydra.run.dir={tmp_path / 'two'}"], env)
+    _run(torchrun(*args, f"hydra.run.dir={tmp_path / 'two'}"), env)
 
     one, two = _results(tmp_path / "one"), _results(tmp_path / "two")
     assert two["rank"] == 0 and one["rank"] == 0

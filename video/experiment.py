@@ -36,10 +36,6 @@ def check_config(cfg: dict) -> Setting:
     """
     setting = check_run(cfg, SpatiotemporalAdapter.merge_scopes)
     data, model = cfg["data"], cfg["model"]
-    check_count(data.get("batch_size"), "data.batch_size")
-    check_count(data.get("workers"), "data.workers", minimum=0)
-    check_count(data.get("max_samples"), "data.max_samples", optional=True)
-    check_count(data.get("per_class"), "data.per_class", optional=True)
     try:
         _sampling(data)
     except (TypeError, ValueError) as error:

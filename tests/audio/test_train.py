@@ -3,7 +3,6 @@ from an AudioMAE pre-training checkpoint (encoder loaded, decoder skipped, new h
 
 import json
 import os
-import socket
 import subprocess
 import sys
 
@@ -12,6 +11,7 @@ import torch
 from hydra import compose, initialize_config_module
 from omegaconf import OmegaConf
 
+from tests.torchrun import torchrun
 from tokenmerge.audio import SpectrogramViT, load_checkpoint
 from tokenmerge.audio.checkpoint import load_pretrained_encoder
 from tokenmerge.audio.spoken_words import WORDS
@@ -50,25 +50,8 @@ def test_one_process_trains_with_merging_and_reports_both_throughputs(tmp_path):
     load_checkpoint(model, tmp_path / "model.safetensors")  # plain weights: the patch adds no parameters
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 def test_two_processes_under_torchrun(tmp_path):
-    command = [
-        sys.executable,
-        "-m",
-        "torch.distributed.run",
-        "--nproc_per_node=2",
-        f"--master_port={_free_port()}",
-        "-m",
-        "tokenmerge.audio.train",
-        *TINY,
-        "throughput_rounds=0",
-        f"hydra.run.dir={tmp_path}",
-    ]
+    command = torchrun("-m", "tokenmerge.audio.train", *TINY, "throughput_rounds=0", f"hydra.run.dir={tmp_path}")
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
     done = subprocess.run(command, capture_output=True, text=True, timeout=300, env=env, cwd=tmp_path)
     assert done.returncode == 0, done.stderr[-3000:]

@@ -4,9 +4,7 @@ import copy
 import json
 import math
 import os
-import socket
 import subprocess
-import sys
 from pathlib import Path
 
 import pytest
@@ -14,6 +12,7 @@ import torch
 import torch.distributed as dist
 import torch.nn.functional as F
 
+from tests.torchrun import torchrun
 from tokenmerge.core import TrainConfig, measure_training_throughput, train
 from tokenmerge.core.checkpoint import read_safetensors_metadata, read_state_dict
 from tokenmerge.core.data import collate_skipping
@@ -212,16 +211,9 @@ def test_measure_training_throughput_compares_models_without_changing_them():
     torch.testing.assert_close(model.state_dict(), before, rtol=0, atol=0)
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 @pytest.mark.slow
 def test_two_processes_under_torchrun_train_one_model(tmp_path):
-    command = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2", "--master_addr", "127.0.0.1"]
-    command += ["--master_port", str(free_port()), str(HELPER), str(tmp_path)]
+    command = torchrun(str(HELPER), str(tmp_path))
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
     done = subprocess.run(command, env=env, capture_output=True, text=True, timeout=180)
     assert done.returncode == 0, done.stderr[-3000:]

@@ -41,23 +41,14 @@ def test_a_trial_run_never_overwrites_the_shipped_weights(tmp_path, monkeypatch,
 
 def test_two_processes_under_torchrun_write_one_model(tmp_path):
     import os
-    import socket
     import subprocess
-    import sys
 
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
+    from tests.torchrun import torchrun
+
     out = tmp_path / "ddp.safetensors"
-    command = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node=2", f"--master_port={port}"]
-    command += ["-m", "tokenmerge.image.train_embedded", "--steps", "3", "--batch-size", "4", "--workers", "0"]
-    done = subprocess.run(
-        [*command, "--out", str(out)],
-        capture_output=True,
-        text=True,
-        timeout=300,
-        env={**os.environ, "OMP_NUM_THREADS": "1"},
-    )
+    command = torchrun("-m", "tokenmerge.image.train_embedded", "--steps", "3", "--batch-size", "4", "--workers", "0")
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    done = subprocess.run([*command, "--out", str(out)], capture_output=True, text=True, timeout=300, env=env)
     assert done.returncode == 0, done.stderr[-3000:]
     assert done.stdout.count("saved to") == 1  # rank 0 alone reports and writes
     model, classes = load_embedded_model(out)
