@@ -9,6 +9,7 @@ from .block import attention_with_metric, check_block, merging_block_forward
 from .distributed import DistributedContext, distributed_context
 from .dropping import TokenDropping, random_token_dropping
 from .flops import count_flops, ideal_speedup
+from .layout import TIMM_BLOCK, BlockLayout
 from .matching import Matching, bipartite_soft_matching, max_merge, random_bipartite_matching
 from .merge import TokenReduction, initial_size, initial_source, merge_source, merge_wavg, unmerge_with_source
 from .metrics import agreement, classification_metrics, kl_divergence, topk_accuracy
@@ -28,8 +29,12 @@ from .state import REDUCTIONS, TokenState, get_reduction
 from .throughput import ThroughputResult, measure_interleaved, measure_throughput, write_json
 from .training import TrainResult, train
 from .training_recipe import TrainConfig, measure_training_throughput
+from .unsupported import unsupported_reason
 
 __all__ = [
+    "BlockLayout",
+    "TIMM_BLOCK",
+    "unsupported_reason",
     "GroupedReduction",
     "ModelAdapter",
     "ToMeConfig",

@@ -3,13 +3,22 @@
 Token Merging (Bolya et al., ICLR 2023) needs the same machinery in every model: a schedule of r per
 block, sizes (and optionally sources) carried from block to block, proportional attention, merging
 between attention and MLP, size-weighted pooling, and a patch that can be changed between forwards and
-removed again. That machinery lives here. A :class:`ModelAdapter` only says what is particular to a model
-family: how it embeds its input into tokens, which blocks merge, how many leading tokens are protected,
-how it normalizes and pools the final tokens, and which merge scopes it offers.
+removed again. That machinery lives here. A :class:`ModelAdapter` only says the five things that are
+particular to a model family:
 
-``patch_model(model, adapter, r=...)`` installs the patch by composition: the model keeps its class,
-parameters and ``state_dict`` keys; ``forward`` (and ``forward_features`` where the model has one) become
-instance attributes that re-drive the model's own submodules, and ``handle.remove()`` deletes them.
+1. ``blocks``: which blocks merge;
+2. ``layout``: where each block's pieces are and whether it is pre-norm or post-norm (:class:`BlockLayout`);
+3. ``embed``: how the model turns its input into the tokens entering the first block;
+4. ``protected``: how many leading tokens never merge;
+5. ``finish`` and ``head``: how it normalizes and pools the final tokens (weighting each by its size).
+
+The image, video and audio adapters are such subclasses; so is the BERT example of
+``notebooks/merge_your_own_model.ipynb``. ``patch_model(model, adapter, r=...)`` installs the patch by
+composition: the model keeps its class, parameters and ``state_dict`` keys; ``forward`` (and
+``forward_features`` where the model has one) become instance attributes that re-drive the model's own
+submodules, and ``handle.remove()`` deletes them. Padded batches pass ``attention_mask`` (1 for real tokens,
+0 for padding) to the patched forward: padding never receives attention, merges only with padding while
+anything else is left, and weighs nothing in size-weighted pooling.
 """
 
 from __future__ import annotations
@@ -22,6 +31,7 @@ import torch
 from torch import Tensor, nn
 
 from .block import check_block, merging_block_forward
+from .layout import TIMM_BLOCK, BlockLayout
 from .merge import initial_source
 from .schedule import ScheduleSpec, check_schedule, resolve_schedule, tokens_per_layer
 from .state import REDUCTIONS, TokenState
@@ -31,16 +41,19 @@ class ModelAdapter:
     """What tokenmerge needs to know about a model family. Subclass and override; defaults fit timm-style models.
 
     Attributes:
+        layout: where each block's pieces are (default timm's ``Block``; see :mod:`tokenmerge.core.layout`).
         merge_scopes: the scopes this family offers; the first is the default. "all" matches all
             tokens together; other scopes split the tokens into groups (see :meth:`num_groups`).
     """
 
+    layout: BlockLayout = TIMM_BLOCK
     merge_scopes: tuple[str, ...] = ("all",)
 
     def check(self, model: nn.Module) -> None:
-        """Raise a clear ``TypeError`` if the model cannot be patched (default: every block is timm-layout)."""
+        """Raise a clear ``TypeError`` if the model cannot be patched: a block that does not fit ``layout``, or
+        one with windowed attention, a grid-tied relative position bias or cross-attention."""
         for i, block in enumerate(self.blocks(model)):
-            check_block(block, where=f"blocks[{i}]")
+            check_block(block, where=f"blocks[{i}]", layout=self.layout)
 
     def blocks(self, model: nn.Module) -> Sequence[nn.Module]:
         """The transformer blocks that merge, in order (default ``model.blocks``)."""
@@ -78,9 +91,17 @@ class ModelAdapter:
         method: str,
         groups: int,
     ) -> Tensor:
-        """One block with merging, [B, N, C] -> [B, N - r, C] (default: core.merging_block_forward)."""
+        """One block with merging, [B, N, C] -> [B, N - r, C] (default: core.merging_block_forward with ``layout``)."""
         return merging_block_forward(
-            block, x, state, r, protected=protected, prop_attn=prop_attn, method=method, groups=groups
+            block,
+            x,
+            state,
+            r,
+            protected=protected,
+            prop_attn=prop_attn,
+            method=method,
+            groups=groups,
+            layout=self.layout,
         )
 
 
@@ -166,14 +187,21 @@ class ToMeHandle:
         """Token count entering each block, and after the last."""
         return tokens_per_layer(self.schedule(num_tokens), num_tokens)
 
-    def forward_tokens(self, inputs: Tensor, trace_source: bool | None = None) -> tuple[Tensor, TokenState]:
+    def forward_tokens(
+        self, inputs: Tensor, trace_source: bool | None = None, attention_mask: Tensor | None = None
+    ) -> tuple[Tensor, TokenState]:
         """Model input -> (final tokens [B, N', C] after the model's final norm, TokenState with sizes/sources).
 
-        ``trace_source`` overrides ``config.trace_source`` for this call.
+        Args:
+            inputs: what the adapter's ``embed`` takes (images, clips, spectrograms, token ids).
+            trace_source: overrides ``config.trace_source`` for this call.
+            attention_mask: [B, N] 1 for real tokens and 0 for padding, over the N tokens ``embed`` returns;
+                padding then has size 0 (see :meth:`TokenState.start`). None: every token is real.
         """
         model, adapter, config = self.model, self.adapter, self.config
         x = adapter.embed(model, inputs)
-        state = TokenState(trace_source=config.trace_source if trace_source is None else trace_source)
+        traced = config.trace_source if trace_source is None else trace_source
+        state = TokenState.start(x, attention_mask, trace_source=traced)
         groups, protected = adapter.num_groups(model, self.merge_scope), self.protected
         for block, r in zip(adapter.blocks(model), self.schedule(x.shape[1])):
             x = adapter.block_forward(
@@ -215,13 +243,15 @@ class _PatchedForward:
 
     handle: ToMeHandle = field(repr=False)
 
-    def __call__(self, x: Tensor, *args, **kwargs) -> Tensor:
-        if any(a is not None and a is not False for a in (*args, *kwargs.values())):
+    def __call__(self, x: Tensor, *args, attention_mask: Tensor | None = None, **kwargs) -> Tensor:
+        extra = [a for a in (*args, *kwargs.values()) if a is not None and a is not False]
+        if extra:
+            names = ", ".join(name for name, value in kwargs.items() if value is not None and value is not False)
             raise ValueError(
-                "The patched forward takes only the model input; extra arguments such as attention masks "
-                "cannot be combined with token merging here. Call handle.remove() first."
+                f"The patched forward takes the model input and attention_mask only; got more ({names or 'positional'}"
+                "). Fold what the model needs into the adapter's embed, or call handle.remove() first."
             )
-        tokens, state = self.handle.forward_tokens(x)
+        tokens, state = self.handle.forward_tokens(x, attention_mask=attention_mask)
         return self.handle.forward_head(tokens, state)
 
 

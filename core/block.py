@@ -1,67 +1,88 @@
-"""Token Merging inside a pre-norm transformer block, by re-driving the block's own submodules.
+"""Token Merging inside a transformer block, by re-driving the block's own submodules.
 
 ToMe (Bolya et al., ICLR 2023, Sec. 3) merges between the attention and the MLP of each block, using
 the attention keys averaged over heads as the similarity metric, and adds log(size) to the attention
 scores (proportional attention). The official release swaps ``__class__`` and copies timm 0.4.12's
 forward, which on current timm drops LayerScale, q/k-norm and fused attention. Here the block keeps its
-class and every submodule: norm1, attn (qkv, q_norm, k_norm, norm, gate, proj and their dropouts),
-ls1/ls2 (LayerScale), drop_path1/drop_path2, norm2 and mlp are all called as the block would call them.
-
-The layout is timm's ``Block`` (and ``Attention``), which is also what MAE, MAE-ST and AudioMAE build on;
-the check is by structure, so this module imports torch only.
+class and every submodule: a :class:`~tokenmerge.core.layout.BlockLayout` says where each piece is
+(:data:`~tokenmerge.core.layout.TIMM_BLOCK` for timm's ``Block``, which is also what MAE, MAE-ST and
+AudioMAE build on; a post-norm layout for BERT-style encoders), and every piece is called as the block
+would call it. Padding tokens (size 0, see :class:`~tokenmerge.core.state.TokenState`) receive no attention.
 """
 
 from __future__ import annotations
 
+import torch.nn.functional as F
 from torch import Tensor, nn
 
-from .attention import proportional_attention
+from .layout import TIMM_BLOCK, BlockLayout
 from .scope import grouped_reduction
 from .state import TokenState, get_reduction
-
-BLOCK_PARTS = ("norm1", "attn", "ls1", "drop_path1", "norm2", "mlp", "ls2", "drop_path2")
-ATTENTION_PARTS = ("qkv", "q_norm", "k_norm", "proj", "proj_drop", "attn_drop", "num_heads", "head_dim")
+from .unsupported import unsupported_reason
 
 
-def check_block(block: nn.Module, where: str = "block") -> None:
-    """Raise a clear error unless ``block`` has the pre-norm layout :func:`merging_block_forward` drives."""
-    missing = [p for p in BLOCK_PARTS if not hasattr(block, p)]
-    if not missing:
-        missing = [f"attn.{p}" for p in ATTENTION_PARTS if not hasattr(block.attn, p)]
+def check_block(block: nn.Module, where: str = "block", layout: BlockLayout = TIMM_BLOCK) -> None:
+    """Raise a clear ``TypeError`` unless :func:`merging_block_forward` can drive ``block`` with ``layout``."""
+    reason = unsupported_reason(block)
+    if reason:
+        raise TypeError(f"{where} ({type(block).__name__}) cannot merge tokens: {reason}")
+    missing = layout.missing(block)
     if missing:
+        known = "timm's Block with Attention" if layout is TIMM_BLOCK else "the adapter's BlockLayout"
         raise TypeError(
-            f"{where} ({type(block).__name__}) does not have the pre-norm ViT block layout Token Merging patches "
-            f"(timm's Block with Attention); missing: {', '.join(missing)}. Supported: timm VisionTransformer "
-            "blocks and models built from them (DeiT, DeiT-III, MAE, MAE-ST, AudioMAE)."
+            f"{where} ({type(block).__name__}) does not have the block layout Token Merging patches ({known}); "
+            f"missing: {', '.join(missing)}. Supported out of the box: timm VisionTransformer blocks and models "
+            "built from them (DeiT, DeiT-III, MAE, MAE-ST, AudioMAE); for another model give its adapter a "
+            "BlockLayout that names these pieces (README: 'Add merging to your own model')."
         )
 
 
-def attention_with_metric(attn: nn.Module, x: Tensor, size: Tensor | None) -> tuple[Tensor, Tensor]:
-    """timm ``Attention`` forward with proportional attention, also returning the ToMe metric.
+def _apply(modules: list[nn.Module], x: Tensor) -> Tensor:
+    for module in modules:
+        x = module(x)
+    return x
+
+
+def attention_with_metric(
+    block: nn.Module, x: Tensor, bias: Tensor | None, layout: BlockLayout = TIMM_BLOCK
+) -> tuple[Tensor, Tensor]:
+    """The block's multi-head self-attention with an additive score bias, also returning the ToMe metric.
 
     Args:
-        attn: a timm-style attention module (qkv, q_norm, k_norm, optional norm/gate, proj).
-        x: [B, N, C] normalized tokens.
-        size: [B, N, 1] token sizes for proportional attention, or None for plain attention.
+        block: a block that passed :func:`check_block` with ``layout``.
+        x: [B, N, C] the attention's input (normalized first in pre-norm blocks).
+        bias: [B, 1, 1, N] additive bias on the scores (log-size, -inf for padding; see
+            :meth:`TokenState.attention_bias`), or None for plain attention.
+        layout: where the block's pieces are.
 
     Returns:
-        (out [B, N, C], metric [B, N, D]): attention output and keys averaged over heads.
+        (out [B, N, C], metric [B, N, D]): the attention branch after ``attn_out``, and keys averaged over heads.
     """
     batch, tokens, _ = x.shape
-    gate = getattr(attn, "gate", None)
-    gate = gate(x).sigmoid() if gate is not None else None
-    attn_dim = attn.num_heads * attn.head_dim
-    qkv = attn.qkv(x).reshape(batch, tokens, 3, attn.num_heads, attn.head_dim).permute(2, 0, 3, 1, 4)
-    q, k, v = qkv.unbind(0)
-    q, k = attn.q_norm(q), attn.k_norm(k)
-    out = proportional_attention(q, k, v, size, dropout_p=attn.attn_drop.p if attn.training else 0.0)
-    out = out.transpose(1, 2).reshape(batch, tokens, attn_dim)
-    norm = getattr(attn, "norm", None)
-    if norm is not None:
-        out = norm(out)
+    heads = layout.heads(block)
+    if layout.qkv is not None:
+        qkv = layout.module(block, "qkv")(x).reshape(batch, tokens, 3, heads, -1).permute(2, 0, 3, 1, 4)
+        q, k, v = qkv.unbind(0)
+    else:
+        q, k, v = (
+            layout.module(block, name)(x).reshape(batch, tokens, heads, -1).transpose(1, 2)
+            for name in ("query", "key", "value")
+        )
+    q_norm, k_norm = layout.module(block, "q_norm"), layout.module(block, "k_norm")
+    if q_norm is not None:
+        q = q_norm(q)
+    if k_norm is not None:
+        k = k_norm(k)
+    dropout = layout.module(block, "attn_dropout")
+    p = dropout.p if dropout is not None and block.training else 0.0
+    out = F.scaled_dot_product_attention(q, k, v, attn_mask=bias, dropout_p=p)
+    out = out.transpose(1, 2).reshape(batch, tokens, -1)
+    heads_norm, gate = layout.module(block, "heads_norm"), layout.module(block, "gate")
+    if heads_norm is not None:
+        out = heads_norm(out)
     if gate is not None:
-        out = out * gate
-    return attn.proj_drop(attn.proj(out)), k.mean(1)
+        out = out * gate(x).sigmoid()
+    return _apply(layout.modules(block, "attn_out"), out), k.mean(1)
 
 
 def merging_block_forward(
@@ -74,11 +95,12 @@ def merging_block_forward(
     prop_attn: bool,
     method: str = "tome",
     groups: int = 1,
+    layout: BlockLayout = TIMM_BLOCK,
 ) -> Tensor:
     """One block with merging between attention and MLP.
 
     Args:
-        block: a block that passed :func:`check_block`.
+        block: a block that passed :func:`check_block` with ``layout``.
         x: [B, N, C] tokens.
         state: sizes/sources so far; updated in place.
         r: tokens to remove in this block (clamped by the matching).
@@ -87,12 +109,26 @@ def merging_block_forward(
         method: "tome", or a baseline from :data:`tokenmerge.core.state.REDUCTIONS`.
         groups: match within this many equal groups of tokens after the protected ones (a merge scope such
             as a video's frames, see :mod:`tokenmerge.core.scope`); r must then be a multiple of it.
+        layout: where the block's pieces are and whether it is pre-norm or post-norm.
 
     Returns:
         [B, N - r, C].
     """
-    attn_out, metric = attention_with_metric(block.attn, block.norm1(x), state.size if prop_attn else None)
-    x = x + block.drop_path1(block.ls1(attn_out))
+    bias = state.attention_bias(prop_attn, x.dtype)
+    attn_norm, mlp_norm = layout.module(block, "attn_norm"), layout.module(block, "mlp_norm")
+    attn_residual, mlp_residual = layout.modules(block, "attn_residual"), layout.modules(block, "mlp_residual")
+    mlp = layout.modules(block, "mlp")
+    if layout.norm_first:
+        attn_out, metric = attention_with_metric(block, attn_norm(x), bias, layout)
+        x = x + _apply(attn_residual, attn_out)
+    else:
+        attn_out, metric = attention_with_metric(block, x, bias, layout)
+        x = attn_norm(x + _apply(attn_residual, attn_out))
     if r > 0:
-        x = state.merge(grouped_reduction(get_reduction(method), metric, r, protected=protected, groups=groups), x)
-    return x + block.drop_path2(block.ls2(block.mlp(block.norm2(x))))
+        reduction = grouped_reduction(
+            get_reduction(method), metric, r, protected=protected, groups=groups, padding=state.padding
+        )
+        x = state.merge(reduction, x)
+    if layout.norm_first:
+        return x + _apply(mlp_residual, _apply(mlp, mlp_norm(x)))
+    return mlp_norm(x + _apply(mlp_residual, _apply(mlp, x)))

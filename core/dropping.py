@@ -53,7 +53,12 @@ class TokenDropping:
 
 
 def random_token_dropping(
-    metric: Tensor, r: int, *, protected: int = 0, generator: torch.Generator | None = None
+    metric: Tensor,
+    r: int,
+    *,
+    protected: int = 0,
+    padding: Tensor | None = None,
+    generator: torch.Generator | None = None,
 ) -> TokenDropping:
     """Choose r random non-protected tokens to drop, independently per sample.
 
@@ -61,6 +66,7 @@ def random_token_dropping(
         metric: [B, N, C]; only its shape and device are used.
         r: tokens to drop, clamped like ToMe's r to ``(N - protected) // 2`` so both remove the same count.
         protected: number of leading tokens that are always kept.
+        padding: [B, N] True where a token is padding (dropped before any real token), or None.
         generator: optional ``torch.Generator`` on the metric's device.
     """
     if metric.dim() != 3:
@@ -70,6 +76,9 @@ def random_token_dropping(
     if r == 0:
         return TokenDropping(num_tokens, protected, 0)
     noise = torch.rand(batch, num_tokens - protected, generator=generator, device=metric.device)
+    if padding is not None:
+        _check_tokens(padding[..., None], num_tokens, "padding")
+        noise = noise.masked_fill(padding[:, protected:], -1.0)
     kept = noise.argsort(dim=-1)[:, r:].sort(dim=-1).values + protected
     prot = torch.arange(protected, device=metric.device).expand(batch, -1)
     keep_idx = torch.cat([prot, kept], dim=1)[..., None]

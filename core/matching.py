@@ -5,6 +5,9 @@ Algorithm 1. Tokens are split alternately by absolute position into set A (even)
 each A token draws an edge to its most similar B token (cosine similarity of the metric); the ``r``
 most similar edges are kept and each chosen A token is merged into its B partner.
 
+Padding tokens (``padding`` [B, N], True where a token is padding) merge with each other first and never
+into a real token while any other edge is left; weighted by size 0 they leave real tokens unchanged even then.
+
 The first ``protected`` tokens (class, distillation and register tokens) take no part in the
 matching: they are never merged and nothing is merged into them. They stay at the front of the
 sequence, in order. The merged sequence is laid out as
@@ -117,6 +120,25 @@ class Matching:
         return out
 
 
+#: Edge weights that order padding around the similarity scores, which lie in [-1, 1].
+PADDING_PAIR, PADDING_MIXED = 2.0, -2.0
+
+
+def _steer_padding(scores: Tensor, padding: Tensor | None, num_tokens: int, protected: int) -> Tensor:
+    """scores [B, N_A, N_B] -> the same, with padding-padding edges first and padding-real edges last.
+
+    Args:
+        padding: [B, N] True where a token is padding, or None (scores returned as they are).
+    """
+    if padding is None:
+        return scores
+    _check_tokens(padding[..., None], num_tokens, "padding")
+    _, pad_a, pad_b = Matching(num_tokens, protected, 0)._split(padding[..., None])
+    pad_b = pad_b.transpose(1, 2)
+    steered = torch.where(pad_a | pad_b, PADDING_MIXED, scores)
+    return torch.where(pad_a & pad_b, PADDING_PAIR, steered)
+
+
 def _select_edges(scores: Tensor, r: int, num_tokens: int, protected: int) -> Matching:
     """Keep the r best A->B edges. scores: [B, N_A, N_B] edge weights (higher merges first)."""
     node_max, node_idx = scores.max(dim=-1)  # [B, N_A]: each A token's best B partner
@@ -135,7 +157,7 @@ def _clamp_r(num_tokens: int, r: int, protected: int) -> int:
     return min(max(int(r), 0), max_merge(num_tokens, protected))
 
 
-def bipartite_soft_matching(metric: Tensor, r: int, *, protected: int = 0) -> Matching:
+def bipartite_soft_matching(metric: Tensor, r: int, *, protected: int = 0, padding: Tensor | None = None) -> Matching:
     """Match tokens by bipartite soft matching (ToMe, Algorithm 1).
 
     Args:
@@ -143,6 +165,7 @@ def bipartite_soft_matching(metric: Tensor, r: int, *, protected: int = 0) -> Ma
         r: tokens to remove. Clamped to ``(N - protected) // 2`` (at most half the mergeable tokens can
             merge in one step); r <= 0 gives the identity.
         protected: number of leading tokens (class, distillation, register tokens) that never merge.
+        padding: [B, N] True where a token is padding (merged first, among themselves), or None.
 
     Returns:
         A :class:`Matching` whose ``merge`` maps [B, N, C] -> [B, N - r, C].
@@ -156,18 +179,23 @@ def bipartite_soft_matching(metric: Tensor, r: int, *, protected: int = 0) -> Ma
     with torch.no_grad():
         metric = metric / metric.norm(dim=-1, keepdim=True).clamp_min(torch.finfo(metric.dtype).tiny)
         _, a, b = Matching(num_tokens, protected, r)._split(metric)
-        scores = a @ b.transpose(-1, -2)
+        scores = _steer_padding(a @ b.transpose(-1, -2), padding, num_tokens, protected)
         return _select_edges(scores, r, num_tokens, protected)
 
 
 def random_bipartite_matching(
-    metric: Tensor, r: int, *, protected: int = 0, generator: torch.Generator | None = None
+    metric: Tensor,
+    r: int,
+    *,
+    protected: int = 0,
+    padding: Tensor | None = None,
+    generator: torch.Generator | None = None,
 ) -> Matching:
     """Ablation baseline: the same A/B split and merge, but edges are chosen at random, not by similarity.
 
     Args:
         metric: [B, N, C]; only its shape, dtype and device are used.
-        r, protected: as in :func:`bipartite_soft_matching`.
+        r, protected, padding: as in :func:`bipartite_soft_matching`.
         generator: optional ``torch.Generator`` (on the metric's device) for reproducible draws.
     """
     if metric.dim() != 3:
@@ -180,4 +208,4 @@ def random_bipartite_matching(
     num_a = (rest - protected % 2 + 1) // 2  # set A: even absolute positions after the protected ones
     num_b = rest - num_a
     scores = torch.rand(batch, num_a, num_b, generator=generator, device=metric.device)
-    return _select_edges(scores, r, num_tokens, protected)
+    return _select_edges(_steer_padding(scores, padding, num_tokens, protected), r, num_tokens, protected)

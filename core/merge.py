@@ -31,7 +31,8 @@ def merge_wavg(reduction: TokenReduction, x: Tensor, size: Tensor | None = None)
     Args:
         reduction: the matching to apply.
         x: [B, N, C] token features.
-        size: [B, N, 1] token sizes; None means every token has size 1 (see :func:`initial_size`).
+        size: [B, N, 1] token sizes (counts: 1 per input patch, 0 for padding); None means every token has
+            size 1 (see :func:`initial_size`).
 
     Returns:
         (x [B, N - r, C] in x's dtype, size [B, N - r, 1] in size's dtype): merged features and summed sizes.
@@ -44,7 +45,7 @@ def merge_wavg(reduction: TokenReduction, x: Tensor, size: Tensor | None = None)
         )
     summed = reduction.merge(x * size.to(x.dtype), mode="sum")
     size = reduction.merge(size, mode="sum")
-    return summed / size.to(x.dtype), size
+    return summed / size.clamp_min(1).to(x.dtype), size  # sizes are counts; only padding (size 0) is clamped
 
 
 def initial_size(x: Tensor) -> Tensor:

@@ -61,7 +61,13 @@ class GroupedReduction:
 
 
 def grouped_reduction(
-    reduce: Callable[..., TokenReduction], metric: Tensor, r: int, *, protected: int, groups: int
+    reduce: Callable[..., TokenReduction],
+    metric: Tensor,
+    r: int,
+    *,
+    protected: int,
+    groups: int,
+    padding: Tensor | None = None,
 ) -> TokenReduction:
     """Run ``reduce`` (e.g. :func:`bipartite_soft_matching`) independently within each of ``groups`` token groups.
 
@@ -71,12 +77,13 @@ def grouped_reduction(
         r: tokens to remove in all; must be a multiple of ``groups`` (each group removes r / G).
         protected: p leading tokens that belong to no group and never merge.
         groups: G; 1 is plain ``reduce``.
+        padding: [B, N] True where a token is padding, or None (see :func:`bipartite_soft_matching`).
 
     Returns:
         A reduction that maps [B, N, C] -> [B, N - r', C], r' = G * min(r / G, S // 2).
     """
     if groups == 1:
-        return reduce(metric, r, protected=protected)
+        return reduce(metric, r, protected=protected, padding=padding)
     batch, num_tokens, channels = metric.shape
     if (num_tokens - protected) % groups or r % groups:
         raise ValueError(
@@ -84,5 +91,7 @@ def grouped_reduction(
             "for a grouped scope must remove a multiple of the group count per layer (resolve_schedule(groups=...))."
         )
     per_group = metric[:, protected:].reshape(batch * groups, -1, channels)
-    inner = reduce(per_group, r // groups, protected=0)
+    if padding is not None:
+        padding = padding[:, protected:].reshape(batch * groups, -1)
+    inner = reduce(per_group, r // groups, protected=0, padding=padding)
     return GroupedReduction(inner, num_tokens, protected, groups, inner.r * groups)

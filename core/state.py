@@ -9,8 +9,10 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass
 
+import torch
 from torch import Tensor
 
+from .attention import size_bias
 from .dropping import random_token_dropping
 from .matching import bipartite_soft_matching, random_bipartite_matching
 from .merge import TokenReduction, merge_source, merge_wavg
@@ -35,14 +37,46 @@ class TokenState:
     """What merging has done so far in one forward pass.
 
     Attributes:
-        size: [B, N, 1] tokens' sizes (input patches each stands for), or None before any merge.
+        size: [B, N, 1] tokens' sizes (input patches each stands for; 0 for padding), or None before any merge.
         source: [B, N, N_orig] 0/1 map of input patches per token, or None (not traced / no merge yet).
         trace_source: whether to build ``source``.
+        padded: whether some tokens are padding (size 0): they receive no attention, merge only with each
+            other (or, when nothing else is left, into a real token with weight 0) and weigh 0 in pooling.
     """
 
     size: Tensor | None = None
     source: Tensor | None = None
     trace_source: bool = False
+    padded: bool = False
+
+    @classmethod
+    def start(cls, x: Tensor, attention_mask: Tensor | None = None, trace_source: bool = False) -> TokenState:
+        """The state entering the first block for tokens x [B, N, C].
+
+        Args:
+            attention_mask: [B, N] 1/True for real tokens, 0/False for padding (the Hugging Face convention),
+                or None when every token is real.
+        """
+        if attention_mask is None:
+            return cls(trace_source=trace_source)
+        if attention_mask.shape != x.shape[:2]:
+            raise ValueError(
+                f"attention_mask must have shape [B, N] = {tuple(x.shape[:2])} (one entry per token the model "
+                f"embeds, protected tokens included); got {tuple(attention_mask.shape)}."
+            )
+        size = attention_mask.bool()[..., None].to(torch.promote_types(x.dtype, torch.float32))
+        return cls(size=size, trace_source=trace_source, padded=True)
+
+    @property
+    def padding(self) -> Tensor | None:
+        """[B, N] True where a token is padding, or None when the batch has no padding."""
+        return self.size[..., 0] == 0 if self.padded else None
+
+    def attention_bias(self, proportional: bool, dtype) -> Tensor | None:
+        """[B, 1, 1, N] additive attention mask: log(size) if ``proportional``, and -inf on padding; or None."""
+        if not (proportional or self.padded):
+            return None
+        return size_bias(self.size, dtype, proportional)
 
     def merge(self, reduction: TokenReduction, x: Tensor) -> Tensor:
         """Apply ``reduction`` to x [B, N, C]; updates size (and source); returns [B, N - r, C]."""

@@ -6,7 +6,13 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from tests.core.reference import reference_merge
-from tokenmerge.core import bipartite_soft_matching, max_merge, merge_wavg, random_bipartite_matching
+from tokenmerge.core import (
+    bipartite_soft_matching,
+    max_merge,
+    merge_wavg,
+    random_bipartite_matching,
+    random_token_dropping,
+)
 
 shapes = st.tuples(
     st.integers(1, 3),  # batch
@@ -168,3 +174,16 @@ def test_random_matching_has_same_interface_and_invariants():
     torch.testing.assert_close(size.sum(1), torch.full((3, 1), 50.0))
     tome = bipartite_soft_matching(x, 12, protected=2)
     assert not torch.equal(m.src_idx, tome.src_idx)
+
+
+@pytest.mark.parametrize("reduce", [bipartite_soft_matching, random_bipartite_matching, random_token_dropping])
+def test_padding_goes_first_and_never_into_real_tokens(reduce):
+    """Rows with 4 and 0 padding tokens at the end: r=2 removes padding only in the padded row."""
+    x = torch.randn(2, 11, 8)
+    padding = torch.zeros(2, 11, dtype=torch.bool)
+    padding[0, 7:] = True
+    m = reduce(x, 2, protected=1, padding=padding)
+    kept = m.merge(padding[..., None].float(), mode="amax")[..., 0]  # 1 where a kept token holds padding
+    real_kept = m.merge((~padding)[..., None].float(), mode="sum")[..., 0]
+    assert real_kept[0].sum() == 7 and kept[0].sum() == 2  # 4 padding tokens became 2 (or 2 were dropped)
+    assert not ((kept[0] > 0) & (real_kept[0] > 0)).any()

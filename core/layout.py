@@ -1,0 +1,135 @@
+"""Where a transformer block keeps its pieces: the one description Token Merging needs to drive any block.
+
+Token Merging (Bolya et al., ICLR 2023, Sec. 3) fits every block made of self-attention followed by an MLP:
+it merges between the two, using the attention keys averaged over heads as the similarity metric, and adds
+log(size) to the attention scores. A :class:`BlockLayout` names the block's submodules by attribute path
+(``"attn.qkv"``, ``"attention.self.query"``) and says where its norms sit:
+
+- pre-norm (ViT, MAE): ``x = x + R_a(O(A(N_a(x))))``, merge, ``x = x + R_m(M(N_m(x)))``
+- post-norm (BERT): ``x = N_a(x + R_a(O(A(x))))``, merge, ``x = N_m(x + R_m(M(x)))``
+
+where A is multi-head attention from ``qkv`` (or ``query``/``key``/``value``), O the ``attn_out`` modules,
+M the ``mlp`` modules and R the ``*_residual`` modules (LayerScale, DropPath) in order. The block keeps its
+class and parameters; the patched forward calls these same submodules. The softmax scale is
+1/sqrt(head_dim), as in timm, MAE and BERT.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, fields
+from operator import attrgetter
+
+from torch import nn
+
+#: Fields that name one submodule; a missing or None attribute means "this block has none".
+OPTIONAL_PARTS = ("q_norm", "k_norm", "heads_norm", "gate", "attn_dropout")
+
+
+@dataclass(frozen=True)
+class BlockLayout:
+    """Attribute paths (from the block) of a self-attention + MLP block's pieces.
+
+    Attributes:
+        norm_first: True for pre-norm blocks (ViT), False for post-norm blocks (BERT).
+        attn_norm: the norm before attention (pre-norm) or after the attention residual (post-norm).
+        mlp_norm: the norm before the MLP (pre-norm) or after the MLP residual (post-norm).
+        num_heads: the head count, or the path of an int attribute that holds it.
+        qkv: a fused projection [B, N, C] -> [B, N, 3*H*D]; or None and ``query``, ``key``, ``value``.
+        query, key, value: separate projections [B, N, C] -> [B, N, H*D].
+        q_norm, k_norm: optional per-head norms on queries and keys [B, H, N, D].
+        heads_norm: optional norm on the heads' concatenated output [B, N, H*D].
+        gate: optional projection of the attention input whose sigmoid multiplies the heads' output.
+        attn_dropout: optional ``nn.Dropout`` whose ``p`` is the attention-probability dropout (training).
+        attn_out: modules applied in order to the heads' output (output projection, dropout).
+        attn_residual: modules applied to the attention branch before the residual add (LayerScale, DropPath).
+        mlp: modules applied in order to the MLP's input (one ``Mlp`` module, or dense/activation/dense).
+        mlp_residual: modules applied to the MLP branch before the residual add.
+    """
+
+    norm_first: bool
+    attn_norm: str
+    mlp_norm: str
+    num_heads: str | int
+    attn_out: tuple[str, ...]
+    mlp: tuple[str, ...]
+    qkv: str | None = None
+    query: str | None = None
+    key: str | None = None
+    value: str | None = None
+    q_norm: str | None = None
+    k_norm: str | None = None
+    heads_norm: str | None = None
+    gate: str | None = None
+    attn_dropout: str | None = None
+    attn_residual: tuple[str, ...] = ()
+    mlp_residual: tuple[str, ...] = ()
+
+    def __post_init__(self) -> None:
+        separate = [p for p in (self.query, self.key, self.value) if p is not None]
+        if (self.qkv is None and len(separate) < 3) or (self.qkv is not None and separate):
+            raise ValueError("BlockLayout needs either qkv (a fused projection) or all of query, key and value.")
+        if not self.attn_out or not self.mlp:
+            raise ValueError("BlockLayout needs attn_out (at least the output projection) and mlp modules.")
+        for name in ("attn_out", "mlp", "attn_residual", "mlp_residual"):
+            if isinstance(getattr(self, name), str):
+                raise TypeError(f"BlockLayout.{name} is a tuple of paths; write ({getattr(self, name)!r},).")
+
+    def paths(self) -> dict[str, str]:
+        """Every submodule path by the field that names it (``"mlp[1]"`` for the second MLP module)."""
+        named = {}
+        for f in fields(self):
+            value = getattr(self, f.name)
+            if isinstance(value, tuple):
+                named |= {f"{f.name}[{i}]": path for i, path in enumerate(value)}
+            elif isinstance(value, str) and f.name != "num_heads":
+                named[f.name] = value
+        if isinstance(self.num_heads, str):
+            named["num_heads"] = self.num_heads
+        return named
+
+    def missing(self, block: nn.Module) -> list[str]:
+        """The required paths ``block`` does not have (empty if the layout fits)."""
+        absent = []
+        for name, path in self.paths().items():
+            if name not in OPTIONAL_PARTS and _lookup(block, path) is None:
+                absent.append(f"{name}={path!r}")
+        return absent
+
+    def module(self, block: nn.Module, name: str):
+        """The submodule (or value) ``name`` points at, or None where an optional part is absent."""
+        path = getattr(self, name)
+        return None if path is None else _lookup(block, path)
+
+    def modules(self, block: nn.Module, name: str) -> list[nn.Module]:
+        """The modules of a tuple field (``attn_out``, ``mlp``, ``*_residual``), in order."""
+        return [attrgetter(path)(block) for path in getattr(self, name)]
+
+    def heads(self, block: nn.Module) -> int:
+        """The block's attention head count."""
+        return self.num_heads if isinstance(self.num_heads, int) else int(attrgetter(self.num_heads)(block))
+
+
+def _lookup(block: nn.Module, path: str):
+    try:
+        return attrgetter(path)(block)
+    except AttributeError:
+        return None
+
+
+#: timm's ``Block`` with ``Attention`` (ViT, DeiT, MAE, MAE-ST, AudioMAE): pre-norm, fused qkv, LayerScale.
+TIMM_BLOCK = BlockLayout(
+    norm_first=True,
+    attn_norm="norm1",
+    mlp_norm="norm2",
+    num_heads="attn.num_heads",
+    qkv="attn.qkv",
+    q_norm="attn.q_norm",
+    k_norm="attn.k_norm",
+    heads_norm="attn.norm",
+    gate="attn.gate",
+    attn_dropout="attn.attn_drop",
+    attn_out=("attn.proj", "attn.proj_drop"),
+    attn_residual=("ls1", "drop_path1"),
+    mlp=("mlp",),
+    mlp_residual=("ls2", "drop_path2"),
+)

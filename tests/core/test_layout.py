@@ -1,0 +1,145 @@
+"""The adapter API on a model family that is not built in: a post-norm Hugging Face BERT with padded batches."""
+
+import pytest
+import torch
+
+from tokenmerge.core import TIMM_BLOCK, BlockLayout, ModelAdapter, patch_model
+
+from .bert_layout import BertMeanPooled, reference_embedding, tiny_bert
+
+pytest.importorskip("transformers")
+
+
+def _padded_batch(lengths=(12, 7, 3), width=12, seed=0):
+    """Token ids [B, width] with a class token first and padding (id 0) after each length, and the mask."""
+    g = torch.Generator().manual_seed(seed)
+    ids = torch.randint(5, 100, (len(lengths), width), generator=g)
+    ids[:, 0] = 1
+    mask = (torch.arange(width)[None] < torch.tensor(lengths)[:, None]).long()
+    return ids * mask, mask
+
+
+@torch.no_grad()
+def test_r0_with_padding_matches_the_unpatched_model():
+    model = tiny_bert()
+    ids, mask = _padded_batch()
+    expected = reference_embedding(model, ids, mask)
+    handle = patch_model(model, BertMeanPooled(), r=0)
+    torch.testing.assert_close(model(ids, attention_mask=mask), expected, atol=1e-5, rtol=1e-5)
+    handle.remove()
+    torch.testing.assert_close(reference_embedding(model, ids, mask), expected)
+
+
+@pytest.mark.parametrize("method", ["tome", "random_merge", "random_drop"])
+@torch.no_grad()
+def test_padding_content_never_reaches_real_tokens(method):
+    model = tiny_bert()
+    ids, mask = _padded_batch()
+    patch_model(model, BertMeanPooled(), r=2, method=method)
+    noisy = torch.where(mask.bool(), ids, torch.randint(5, 100, ids.shape))
+    torch.manual_seed(1)
+    clean_out = model(ids, attention_mask=mask)
+    torch.manual_seed(1)
+    noisy_out = model(noisy, attention_mask=mask)
+    torch.testing.assert_close(noisy_out, clean_out, atol=1e-5, rtol=1e-5)
+
+
+@torch.no_grad()
+def test_padding_merges_only_with_padding_and_sizes_count_real_tokens():
+    model = tiny_bert()
+    ids, mask = _padded_batch(lengths=(12, 8, 6))
+    handle = patch_model(model, BertMeanPooled(), r=2, trace_source=True)
+    tokens, state = handle.forward_tokens(ids, attention_mask=mask)
+    assert tokens.shape[1] == 12 - 3 * 2
+    real = mask.bool()
+    holds_real = (state.source * real[:, None].float()).sum(-1) > 0  # [B, N']
+    holds_padding = (state.source * (~real)[:, None].float()).sum(-1) > 0
+    assert not (holds_real & holds_padding).any()
+    torch.testing.assert_close(state.size[..., 0].sum(1), real.sum(1).float())
+    assert torch.equal(state.size[..., 0] == 0, holds_padding)
+
+
+@torch.no_grad()
+def test_without_proportional_attention_padding_is_still_masked():
+    model = tiny_bert()
+    ids, mask = _padded_batch()
+    expected = reference_embedding(model, ids, mask)
+    patch_model(model, BertMeanPooled(), r=0, prop_attn=False)
+    torch.testing.assert_close(model(ids, attention_mask=mask), expected, atol=1e-5, rtol=1e-5)
+
+
+def test_handle_features_work_on_the_new_family():
+    model = tiny_bert()
+    ids, mask = _padded_batch()
+    handle = patch_model(model, BertMeanPooled(), r=[3, 2, 1])
+    assert handle.tokens_per_layer(12) == [12, 9, 7, 6]
+    assert model(ids, attention_mask=mask).shape == (3, 64)
+    handle.config.r = 1
+    assert model(ids, attention_mask=mask).shape == (3, 64)
+    with pytest.raises(ValueError, match="attention_mask must have shape"):
+        model(ids, attention_mask=mask[:, :5])
+    with pytest.raises(ValueError, match="takes the model input and attention_mask only"):
+        model(ids, attention_mask=mask, token_type_ids=torch.zeros_like(ids))
+    handle.remove()
+    assert "forward" not in model.__dict__
+
+
+def test_a_layout_that_does_not_fit_names_the_missing_pieces():
+    class TimmLayoutOnBert(BertMeanPooled):
+        layout = TIMM_BLOCK
+
+    with pytest.raises(TypeError, match=r"missing: attn_norm='norm1'.*BlockLayout"):
+        patch_model(tiny_bert(), TimmLayoutOnBert())
+
+
+def test_block_layout_checks_itself():
+    with pytest.raises(ValueError, match="either qkv .* or all of query, key and value"):
+        BlockLayout(norm_first=True, attn_norm="n", mlp_norm="m", num_heads=2, attn_out=("o",), mlp=("f",))
+    with pytest.raises(ValueError, match="either qkv"):
+        BlockLayout(
+            norm_first=True, attn_norm="n", mlp_norm="m", num_heads=2, attn_out=("o",), mlp=("f",), qkv="a", query="q"
+        )
+    with pytest.raises(TypeError, match=r"tuple of paths; write \('mlp',\)"):
+        BlockLayout(norm_first=True, attn_norm="n", mlp_norm="m", num_heads=2, attn_out=("o",), mlp="mlp", qkv="a")
+
+
+class _BlocksAt(ModelAdapter):
+    """An adapter that only says where the blocks are (the rest is never reached: the check fails first)."""
+
+    def __init__(self, blocks):
+        self._blocks = blocks
+
+    def blocks(self, model):
+        return self._blocks
+
+
+@pytest.mark.parametrize(
+    "build, words",
+    [
+        (
+            lambda: _timm_block(
+                "swin_transformer",
+                "SwinTransformerBlock",
+                dim=32,
+                input_resolution=(8, 8),
+                num_heads=2,
+                window_size=4,
+                shift_size=2,
+            ),
+            "window",
+        ),
+        (lambda: _timm_block("beit", "Block", dim=32, num_heads=2, window_size=(4, 4)), "relative position bias"),
+        (lambda: tiny_bert(is_decoder=True, add_cross_attention=True).encoder.layer[0], "cross-attention"),
+    ],
+    ids=["swin", "beit", "bert-decoder"],
+)
+def test_unsupported_designs_get_the_reason(build, words):
+    block = build()
+    with pytest.raises(TypeError, match=words):
+        patch_model(torch.nn.Sequential(block), _BlocksAt([block]))
+
+
+def _timm_block(module: str, name: str, **kwargs):
+    import importlib
+
+    return getattr(importlib.import_module(f"timm.models.{module}"), name)(**kwargs)
