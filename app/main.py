@@ -2,13 +2,17 @@
 
     tokenmerge demo [--quick] [--fresh] [--out outputs/demo]     the main job: all modalities, one report
     tokenmerge eval image|video|audio [hydra overrides]          evaluate a model and data with a ToMe setting
+    tokenmerge train video|audio [hydra overrides]               fine-tune with merging on (Hydra; torchrun: DDP)
+    tokenmerge train image [--steps ...] [--tome-r ...]          train the embedded image model (argparse)
     tokenmerge visualize image PHOTO [--model ...] [--r 8]       draw the merged groups on an image
+    tokenmerge visualize video [VIDEO] [--r 16] [--scope ...]    ... across the frames of a clip
+    tokenmerge visualize audio [AUDIO] [--r 6] [--start ...]     ... over a spectrogram
     tokenmerge bench image|video|audio|merge-overhead [args]     throughput benchmarks (repository checkout)
 
 ``tokenmerge <command> --help`` explains each; ``tokenmerge eval image --help`` shows the Hydra config groups
 (``model=``, ``data=``, ``tome.r=``, ``experiment=``), and ``-m`` sweeps (``tokenmerge eval image -m
-tome.r=0,8,16``). Under torchrun (``torchrun --nproc_per_node=N -m tokenmerge.app.main eval ...``) evaluation
-runs on N processes. User errors end with one line ``error: ...`` and exit status 2.
+tome.r=0,8,16``). Under torchrun (``torchrun --nproc_per_node=N -m tokenmerge.app.main eval ...`` or ``... train
+...``) evaluation and training run on N processes. User errors end with one line ``error: ...`` and exit status 2.
 """
 
 from __future__ import annotations
@@ -30,6 +34,19 @@ EVAL_EXAMPLES = """examples:
   tokenmerge eval video experiment=paper_k400_vit_large model.checkpoint=mae_st.pth data.root=/data/k400/val.csv
   tokenmerge eval audio -m tome.r=0,4,8 tome.method=tome,random_drop     a Hydra sweep, one combined table
   tokenmerge eval image --help                                    the config groups and every option"""
+TRAIN_EXAMPLES = """examples:
+  tokenmerge train video tome.r=16 model.checkpoint=video/weights/clip_vit.safetensors train.steps=500
+  tokenmerge train video model=vit_large_patch16 model.checkpoint=mae_st.pth data.train=/k400/train.csv tome.r=20
+  tokenmerge train audio tome.r=8 model.checkpoint=audio/weights/speech_vit.safetensors train.steps=600
+  tokenmerge train image --steps 4000 --tome-r 4 --out outputs/photo_vit.safetensors
+  torchrun --nproc_per_node 2 -m tokenmerge.app.main train video tome.r=16     DDP, rank 0 writes
+  tokenmerge train video --help                                   the config groups and every option"""
+#: What ``tokenmerge train <modality>`` runs: a Hydra fine-tuning job, or the image model's argparse script.
+TRAIN_MODULES = {
+    "image": "tokenmerge.image.train_embedded",
+    "video": "tokenmerge.video.train",
+    "audio": "tokenmerge.audio.train",
+}
 BENCHMARKS = {
     "image": "image_throughput.py",
     "video": "video_throughput.py",
@@ -110,12 +127,24 @@ def parser() -> argparse.ArgumentParser:
     )
     _passthrough(
         commands,
+        "train",
+        "train or fine-tune a model with merging on (video, audio: Hydra; image: the embedded model)",
+        "Train with a merge schedule active; weights, training state and history in the output folder. Everything "
+        "after the modality goes to the training job: Hydra overrides for video and audio (tokenmerge train video "
+        "--help shows the config), options for image (tokenmerge train image --help).",
+        ("modality", MODALITIES),
+        ("args", "Hydra overrides (video, audio) or options (image)"),
+        epilog=TRAIN_EXAMPLES,
+    )
+    _passthrough(
+        commands,
         "visualize",
-        "draw the merged groups of a model on an image",
-        "Draw the merged groups on an image. Everything after the modality goes to the image visualizer; "
-        "tokenmerge visualize image --help lists its options.",
-        ("modality", ("image",)),
-        ("args", "IMAGE [--model ...] [--r ...] [--out ...]"),
+        "draw the merged groups of a model on an image, across video frames or over a spectrogram",
+        "Draw the merged groups on an image, the frames of a clip or a spectrogram. Everything after the modality "
+        "goes to the visualizer; tokenmerge visualize image|video|audio --help lists its options. Without a file, "
+        "video and audio draw a held-out clip of their embedded task.",
+        ("modality", MODALITIES),
+        ("args", "[FILE] [--model ...] [--r ...] [--out ...]"),
     )
     _passthrough(
         commands,
@@ -136,8 +165,12 @@ def main(argv: list[str] | None = None) -> None:
         demo.run_from_arguments(args)
     elif args.command == "eval":
         _run_hydra(f"tokenmerge.{args.modality}.run_eval", f"tokenmerge eval {args.modality}", args.overrides)
+    elif args.command == "train" and args.modality == "image":
+        importlib.import_module(TRAIN_MODULES["image"]).main(args.args)
+    elif args.command == "train":
+        _run_hydra(TRAIN_MODULES[args.modality], f"tokenmerge train {args.modality}", args.args)
     elif args.command == "visualize":
-        importlib.import_module("tokenmerge.image.visualize").main(args.args)
+        importlib.import_module(f"tokenmerge.{args.modality}.visualize").main(args.args)
     elif args.command == "bench":
         _run_script(_benchmark_script(args.name), args.args)
 

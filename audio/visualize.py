@@ -3,9 +3,17 @@
 The top panel is the log-mel spectrogram as the model sees it (colour-mapped), the bottom panel the groups of
 patches that ended in the same token after the last block, each filled with its mean colour and outlined, as
 in the ToMe paper's figures. A caption names the schedule, the tokens left and the predicted class.
+
+    python -m tokenmerge.audio.visualize [AUDIO] [--model embedded] [--r 6 | 6,-1 | 0.25] [--start 0.0]
+
+AUDIO is an audio file (wav, flac, mp3, ...) or a video file's audio track; without one it draws a held-out
+clip of the embedded spoken-words task (``--clip`` picks which).
 """
 
 from __future__ import annotations
+
+from collections.abc import Sequence
+from pathlib import Path
 
 import numpy as np
 import torch
@@ -17,6 +25,8 @@ from tokenmerge.core import ScheduleSpec, temporary_patch
 from tokenmerge.core.visualize import group_map, render_groups
 
 from .patch import SpectrogramAdapter
+
+__all__ = ["spectrogram_pixels", "visualize_spectrogram_merges"]
 
 
 def spectrogram_pixels(features: Tensor, colormap: str = "magma") -> np.ndarray:
@@ -65,3 +75,133 @@ def visualize_spectrogram_merges(
     out.paste(picture, (0, 16))
     ImageDraw.Draw(out).text((2, 2), caption, fill="black")
     return out
+
+
+_FILE_HINT = "give an audio file (wav, flac, mp3, ogg, m4a) or a video with an audio track"
+
+
+def _check_file(path: str) -> None:
+    """A one-line :class:`~tokenmerge.core.cli.DataError` if ``path`` is missing or a folder."""
+    from tokenmerge.core.cli import DataError
+
+    if not Path(path).exists():
+        raise DataError(f"audio {path} does not exist: {_FILE_HINT}.")
+    if Path(path).is_dir():
+        raise DataError(f"audio {path} is a folder: {_FILE_HINT}.")
+
+
+def _read_features(path: str, model: nn.Module, preset, start: float) -> Tensor:
+    """Features [1, T, F] of a file for ``model`` (its T and F, the preset's statistics) from ``start`` seconds on,
+    or a one-line :class:`~tokenmerge.core.cli.DataError`."""
+    from tokenmerge.core.cli import DataError
+
+    from .data import SAMPLE_RATE, load_audio
+    from .features import fbank
+
+    _check_file(path)
+    try:
+        waveform = load_audio(path, SAMPLE_RATE)[round(start * SAMPLE_RATE) :]
+        return fbank(
+            waveform,
+            SAMPLE_RATE,
+            num_mel_bins=model.num_mel_bins,
+            target_length=model.target_length,
+            mean=preset.mean,
+            std=preset.std,
+        )
+    except (OSError, ValueError) as error:
+        raise DataError(f"cannot read audio {path} ({type(error).__name__}: {error}): {_FILE_HINT}.") from None
+
+
+def main(argv: Sequence[str] | None = None) -> None:
+    """Command line: python -m tokenmerge.audio.visualize [AUDIO] [options] (see --help)."""
+    import argparse
+
+    from tokenmerge.core.cli import DataError, SettingError, user_errors
+    from tokenmerge.core.schedule import check_schedule, parse_schedule
+    from tokenmerge.core.validation import check_path
+
+    from .embedded import load_embedded_model
+    from .features import PRESETS, SPOKEN_WORDS, get_preset
+    from .model import CONFIGS
+    from .models import EMBEDDED, load_model
+    from .spoken_words import WORDS, SpokenWordsDataset
+
+    parser = argparse.ArgumentParser(
+        prog="python -m tokenmerge.audio.visualize",
+        description="Draw the merged groups of a spectrogram ViT over the spectrogram of a clip.",
+        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+    )
+    parser.add_argument("audio", nargs="?", default=None, help="an audio or video file; none: a spoken-words clip")
+    parser.add_argument("--clip", type=int, default=0, help="without AUDIO: which held-out clip (word CLIP mod 10)")
+    models = [*sorted(EMBEDDED), *sorted(CONFIGS)]
+    parser.add_argument("--model", default="embedded", choices=models, help="the model")
+    parser.add_argument("--checkpoint", default=None, help="weights file (AudioMAE .pth or .safetensors)")
+    parser.add_argument("--num-classes", type=int, default=None, help="classifier size of an AudioMAE checkpoint")
+    parser.add_argument(
+        "--preset", default=None, choices=sorted(PRESETS), help="feature statistics (default: the model's dataset's)"
+    )
+    parser.add_argument("--start", type=float, default=0.0, help="seconds of the file to skip")
+    parser.add_argument("--r", default="6", help="schedule as in the API: 6, 6,-1 (ramp), 0.25 (ratio), [8,8,4,4]")
+    parser.add_argument("--no-prop-attn", action="store_true", help="turn proportional attention off (MAE models)")
+    parser.add_argument("--scale", type=int, default=3, help="pixels per frame and per mel bin")
+    parser.add_argument("--out", default="merges.png", help="where to write the picture")
+    args = parser.parse_args(argv)
+
+    @user_errors
+    def run() -> None:
+        try:
+            spec = parse_schedule(args.r)
+        except (TypeError, ValueError) as error:
+            raise SettingError(f"--r {args.r}: {error}") from None
+        if not 1 <= args.scale <= 16:
+            raise SettingError(f"--scale {args.scale} is not valid: give pixels per cell from 1 to 16.")
+        if args.clip < 0 or args.start < 0:
+            raise SettingError("--clip and --start must be >= 0.")
+        if args.checkpoint:
+            check_path(args.checkpoint, "--checkpoint", "file", "Give an AudioMAE .pth or a .safetensors file.")
+        if args.audio is not None:
+            _check_file(args.audio)  # before a model is loaded
+        classes = None
+        try:
+            if args.model in EMBEDDED:
+                model, classes, _ = load_embedded_model(args.checkpoint or EMBEDDED[args.model])
+            else:
+                model = load_model(args.model, checkpoint=args.checkpoint, num_classes=args.num_classes)
+        except FileNotFoundError as error:
+            raise DataError(str(error)) from None
+        except ValueError as error:
+            raise SettingError(f"--checkpoint {args.checkpoint}: {error}") from None
+        try:
+            check_schedule(spec, len(model.blocks))
+        except (TypeError, ValueError) as error:
+            raise SettingError(f"--r {args.r}: {error}") from None
+        if args.audio is None:
+            if (model.target_length, model.num_mel_bins) != (SPOKEN_WORDS.target_length, SPOKEN_WORDS.num_mel_bins):
+                raise SettingError(
+                    f"--model {args.model} takes {model.target_length} frames x {model.num_mel_bins} mel bins; the "
+                    f"built-in spoken-words clips are {SPOKEN_WORDS.target_length} x {SPOKEN_WORDS.num_mel_bins}: "
+                    "give an audio file."
+                )
+            data = SpokenWordsDataset(args.clip + 1, seed=100, split="val", train=False, utterances_per_word=1)
+            features = data[args.clip][0]
+            print(f"held-out spoken-words clip {args.clip}: '{WORDS[args.clip % len(WORDS)]}'")
+        else:
+            preset = get_preset(args.preset or ("spoken_words" if args.model in EMBEDDED else "audioset"))
+            features = _read_features(args.audio, model, preset, args.start)
+        picture = visualize_spectrogram_merges(
+            model, features, spec, prop_attn=not args.no_prop_attn, classes=classes, scale=args.scale
+        )
+        out = Path(args.out)
+        out.parent.mkdir(parents=True, exist_ok=True)
+        try:
+            picture.save(out)
+        except (OSError, ValueError) as error:
+            raise SettingError(f"--out {out}: cannot write the picture ({error}); use a .png or .jpg path.") from None
+        print(f"wrote {out}")
+
+    run()
+
+
+if __name__ == "__main__":
+    main()

@@ -5,9 +5,16 @@ token after the last block, each filled with its mean colour over all the frames
 In the "spacetime" scope (the paper's) a group can span frames: a still background becomes one colour across
 the clip while a moving object keeps tokens of its own. In the "frame" scope every group stays in one
 tubelet time slice.
+
+    python -m tokenmerge.video.visualize [VIDEO] [--model embedded] [--r 16 | 16,-1 | 0.25] [--scope both]
+
+Without a video file it draws a held-out clip of the embedded moving-objects task (``--clip`` picks which).
 """
 
 from __future__ import annotations
+
+from collections.abc import Sequence
+from pathlib import Path
 
 import numpy as np
 import torch
@@ -18,6 +25,8 @@ from tokenmerge.core import ScheduleSpec, temporary_patch
 from tokenmerge.core.visualize import group_map, render_groups
 
 from .patch import SpatiotemporalAdapter
+
+__all__ = ["clip_pixels", "visualize_clip_merges"]
 
 
 def clip_pixels(clip: Tensor, mean, std) -> np.ndarray:
@@ -64,3 +73,123 @@ def visualize_clip_merges(
     merged = render_groups(pixels, groups)
     grid = np.concatenate([np.concatenate(list(pixels), axis=1), np.concatenate(list(merged), axis=1)], axis=0)
     return Image.fromarray(grid)
+
+
+def _read_clip(path: str, sampling) -> Tensor:
+    """The centre view [3, T, H, W] of a video file, or a one-line :class:`~tokenmerge.core.cli.DataError`."""
+    import av
+
+    from tokenmerge.core.cli import DataError
+
+    from .data import video_views
+
+    hint = "give a video file PyAV decodes (mp4, avi, mkv, webm, mov)"
+    if not Path(path).exists():
+        raise DataError(f"video {path} does not exist: {hint}.")
+    if Path(path).is_dir():
+        raise DataError(f"video {path} is a folder: {hint}.")
+    try:
+        return video_views(path, sampling)[0]
+    except (av.FFmpegError, OSError, ValueError) as error:
+        raise DataError(f"cannot read video {path} ({type(error).__name__}: {error}): {hint}.") from None
+
+
+def main(argv: Sequence[str] | None = None) -> None:
+    """Command line: python -m tokenmerge.video.visualize [VIDEO] [options] (see --help)."""
+    import argparse
+
+    from tokenmerge.core.cli import DataError, SettingError, user_errors
+    from tokenmerge.core.schedule import check_schedule, parse_schedule
+    from tokenmerge.core.validation import check_path
+    from tokenmerge.core.visualize import label_panels
+
+    from .embedded import WEIGHTS, load_embedded_model
+    from .model import CONFIGS
+    from .models import clip_sampling, input_size, load_model
+    from .moving_objects import FRAMES, MEAN, SIZE, STD, RandomClips
+
+    parser = argparse.ArgumentParser(
+        prog="python -m tokenmerge.video.visualize",
+        description="Draw the merged groups of a spatiotemporal ViT across the frames of a clip.",
+        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+    )
+    parser.add_argument("video", nargs="?", default=None, help="a video file; none: a held-out moving-objects clip")
+    parser.add_argument("--clip", type=int, default=0, help="without VIDEO: which held-out clip (class CLIP mod 10)")
+    parser.add_argument("--model", default="embedded", choices=["embedded", *sorted(CONFIGS)], help="the model")
+    parser.add_argument("--checkpoint", default=None, help="weights file (MAE-ST .pth or .safetensors)")
+    parser.add_argument("--num-classes", type=int, default=None, help="classifier size of an MAE-ST checkpoint")
+    parser.add_argument("--r", default="16", help="schedule as in the API: 16, 16,-1 (ramp), 0.25 (ratio), [8,8,4,4]")
+    parser.add_argument("--scope", default="both", choices=["spacetime", "frame", "both"], help="merge scope")
+    parser.add_argument("--no-prop-attn", action="store_true", help="turn proportional attention off (MAE models)")
+    parser.add_argument("--frame-height", type=int, default=96, help="height of every frame in pixels")
+    parser.add_argument("--out", default="merges.png", help="where to write the picture")
+    args = parser.parse_args(argv)
+
+    @user_errors
+    def run() -> None:
+        try:
+            spec = parse_schedule(args.r)
+        except (TypeError, ValueError) as error:
+            raise SettingError(f"--r {args.r}: {error}") from None
+        if args.frame_height < 8:
+            raise SettingError(f"--frame-height {args.frame_height} is too small: give pixels, e.g. 96.")
+        if args.clip < 0:
+            raise SettingError(f"--clip {args.clip} is not valid: give a clip number >= 0.")
+        if args.checkpoint:
+            check_path(args.checkpoint, "--checkpoint", "file", "Give an MAE-ST .pth or a .safetensors file.")
+        frames, side = input_size(args.model)
+        if args.video is None and (frames, side) != (FRAMES, SIZE):
+            raise SettingError(
+                f"--model {args.model} takes {frames} frames of {side} px; the built-in moving-objects clips are "
+                f"{FRAMES} frames of {SIZE} px: give a video file."
+            )
+        sampling = clip_sampling(args.model)
+        if args.video is None:
+            clip, mean, std = RandomClips(args.clip + 1, seed=100, split="val")[args.clip][0], (MEAN,) * 3, (STD,) * 3
+        else:
+            clip, mean, std = _read_clip(args.video, sampling), sampling.mean, sampling.std
+        classes = None
+        try:
+            if args.model == "embedded":
+                model, classes = load_embedded_model(args.checkpoint or WEIGHTS)
+            else:
+                model = load_model(args.model, checkpoint=args.checkpoint, num_classes=args.num_classes)
+        except FileNotFoundError as error:
+            raise DataError(str(error)) from None
+        except ValueError as error:
+            raise SettingError(f"--checkpoint {args.checkpoint}: {error}") from None
+        try:
+            check_schedule(spec, len(model.blocks))
+        except (TypeError, ValueError) as error:
+            raise SettingError(f"--r {args.r}: {error}") from None
+        weights = "" if args.model == "embedded" or args.checkpoint else " (random weights)"
+        title = f"{args.model}{weights}: {args.video or f'held-out moving-objects clip {args.clip}'}"
+        tokens = model.num_prefix_tokens + model.patch_embed.num_patches
+        shown_r = list(spec) if isinstance(spec, tuple) else spec
+        rows = []
+        for scope in ("spacetime", "frame") if args.scope == "both" else (args.scope,):
+            settings = dict(merge_scope=scope, prop_attn=not args.no_prop_attn)
+            with temporary_patch(model, SpatiotemporalAdapter(), spec, **settings) as handle, torch.no_grad():
+                predicted, left = int(model(clip[None]).argmax(-1)), handle.tokens_per_layer(tokens)[-1]
+            picture = visualize_clip_merges(
+                model, clip, spec, mean=mean, std=std, **settings, frame_height=args.frame_height
+            )
+            name = classes[predicted] if classes else f"class {predicted}"
+            caption = f"ToMe r={shown_r}, {scope} scope: {tokens} -> {left} tokens; predicts {name}"
+            rows.append(label_panels([picture], [caption], title if not rows else None))
+        out_picture = Image.new("RGB", (rows[0].width, sum(row.height for row in rows)), "white")
+        for i, row in enumerate(rows):
+            out_picture.paste(row, (0, sum(r.height for r in rows[:i])))
+        out = Path(args.out)
+        out.parent.mkdir(parents=True, exist_ok=True)
+        try:
+            out_picture.save(out)
+        except (OSError, ValueError) as error:
+            raise SettingError(f"--out {out}: cannot write the picture ({error}); use a .png or .jpg path.") from None
+        print(f"wrote {out}")
+
+    run()
+
+
+if __name__ == "__main__":
+    main()

@@ -3,8 +3,10 @@
 import os
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
+from PIL import Image
 
 from tokenmerge.app.main import main
 
@@ -15,7 +17,12 @@ def _tokenmerge(*args: str) -> subprocess.CompletedProcess:
     return subprocess.run(command, capture_output=True, text=True, timeout=300, env=env)
 
 
-@pytest.mark.parametrize("args", [[], ["demo"], ["eval"], ["visualize"], ["bench"]])
+REPO = Path(__file__).resolve().parents[2]
+MEDIA = [REPO.parent / "shared" / "media", Path("/work/shared/media")]
+MEDIA_VIDEO = next((m / "mae_st_demo.avi" for m in MEDIA if (m / "mae_st_demo.avi").is_file()), None)
+
+
+@pytest.mark.parametrize("args", [[], ["demo"], ["eval"], ["train"], ["visualize"], ["bench"]])
 def test_help_on_every_level(args, capsys):
     with pytest.raises(SystemExit) as info:
         main([*args, "--help"])
@@ -39,7 +46,7 @@ def test_eval_runs_the_modality_and_bad_input_is_one_line(tmp_path):
 
 
 def test_unknown_command_or_modality_is_refused(capsys):
-    for args in (["train"], ["eval", "speech"], ["bench", "nothing"]):
+    for args in (["nothing"], ["eval", "speech"], ["train", "speech"], ["visualize", "speech"], ["bench", "nothing"]):
         with pytest.raises(SystemExit) as info:
             main(args)
         assert info.value.code == 2 and "invalid choice" in capsys.readouterr().err
@@ -48,3 +55,57 @@ def test_unknown_command_or_modality_is_refused(capsys):
 def test_bench_runs_a_benchmark_script(tmp_path):
     done = _tokenmerge("bench", "merge-overhead", "--help")
     assert done.returncode == 0 and "usage" in done.stdout
+
+
+def test_train_passes_through_to_each_modality(tmp_path, capsys):
+    done = _tokenmerge("train", "video", "--help")
+    assert done.returncode == 0 and "drop_path_rate" in done.stdout and "val_per_class" in done.stdout
+    done = _tokenmerge("train", "audio", "tome.r=-5", f"hydra.run.dir={tmp_path}")
+    assert done.returncode == 2 and done.stderr.strip().count("\n") == 0, done.stderr[-2000:]
+    assert done.stderr.startswith("error: tome.r=-5") and "Traceback" not in done.stderr
+    with pytest.raises(SystemExit) as info:
+        main(["train", "image", "--help"])
+    assert info.value.code == 0 and "--tome-r" in capsys.readouterr().out
+
+
+@pytest.mark.parametrize("modality", ["video", "audio"])
+def test_visualize_draws_an_embedded_clip_by_default(modality, tmp_path, capsys):
+    out = tmp_path / "pictures" / f"{modality}.png"
+    main(["visualize", modality, "--out", str(out)])
+    assert f"wrote {out}" in capsys.readouterr().out
+    picture = Image.open(out)
+    assert picture.mode == "RGB" and picture.width > 100 and picture.height > 100
+
+
+@pytest.mark.parametrize("modality", ["video", "audio"])
+def test_visualize_a_missing_file_is_one_line(modality, tmp_path):
+    done = _tokenmerge("visualize", modality, str(tmp_path / "missing.mp4"), "--out", str(tmp_path / "m.png"))
+    assert done.returncode == 2 and done.stderr.strip().count("\n") == 0, done.stderr[-2000:]
+    assert done.stderr.startswith(f"error: {'audio' if modality == 'audio' else 'video'} {tmp_path / 'missing.mp4'}")
+    assert "does not exist" in done.stderr and not (tmp_path / "m.png").exists()
+
+
+def test_visualize_bad_options_are_one_line(tmp_path, capsys, monkeypatch):
+    monkeypatch.delenv("TOKENMERGE_DEBUG", raising=False)
+    monkeypatch.delenv("HYDRA_FULL_ERROR", raising=False)
+    (tmp_path / "noise.wav").write_bytes(b"RIFF not really a wave file")
+    cases = [
+        (["visualize", "video", "--r", "abc"], "error: --r abc: "),
+        (["visualize", "video", "--model", "vit_base_patch16"], "error: --model vit_base_patch16 takes 16 frames"),
+        (["visualize", "audio", str(tmp_path / "noise.wav")], f"error: cannot read audio {tmp_path / 'noise.wav'}"),
+        (["visualize", "audio", "--r", "[8,8]"], "error: --r [8,8]: "),
+    ]
+    for args, start in cases:
+        with pytest.raises(SystemExit) as info:
+            main([*args, "--out", str(tmp_path / "m.png")])
+        err = capsys.readouterr().err
+        assert info.value.code == 2 and err.startswith(start) and err.count("\n") == 1, err
+
+
+@pytest.mark.skipif(MEDIA_VIDEO is None, reason="no shared media (../shared/media/mae_st_demo.avi)")
+def test_visualize_a_real_video_and_its_audio_track(tmp_path, capsys):
+    main(["visualize", "video", str(MEDIA_VIDEO), "--scope", "spacetime", "--out", str(tmp_path / "v.png")])
+    main(["visualize", "audio", str(MEDIA_VIDEO), "--start", "2", "--out", str(tmp_path / "a.png")])
+    assert capsys.readouterr().out.count("wrote ") == 2
+    assert Image.open(tmp_path / "v.png").width == 8 * 96  # the embedded model's 8 frames, 96 px each
+    assert Image.open(tmp_path / "a.png").height > 128

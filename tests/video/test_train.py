@@ -1,0 +1,116 @@
+"""Fine-tuning the video ViT with merging: the Hydra job on moving-objects clips and on video files, in one process
+and under torchrun (two processes, gloo); bad settings stop before any work with one line."""
+
+import json
+import math
+import os
+import subprocess
+import sys
+
+import pytest
+import torch
+from hydra import compose, initialize_config_module
+from omegaconf import OmegaConf
+
+from tests.torchrun import torchrun
+from tokenmerge.core.cli import UserError
+from tokenmerge.video import load_checkpoint
+from tokenmerge.video.embedded import WEIGHTS, create_embedded_model
+from tokenmerge.video.moving_objects import CLASSES, write_video_dataset
+from tokenmerge.video.train import run_training
+
+TINY = [
+    "tome.r=16",
+    "train.steps=4",
+    "train.batch_size=4",
+    "train.eval_every=2",
+    "train.log_every=2",
+    "train.num_workers=0",
+    "data.train_size=32",
+    "data.val_per_class=1",
+]
+
+
+def _config(overrides):
+    with initialize_config_module("tokenmerge.video.conf", version_base=None):
+        return OmegaConf.to_container(compose("train", overrides=overrides), resolve=True)
+
+
+def _finite(metrics: dict) -> bool:
+    return all(math.isfinite(metrics[key]) for key in ("loss", "val_loss", "val_top1"))
+
+
+def test_one_process_trains_with_merging_and_reports_both_throughputs(tmp_path):
+    torch.set_num_threads(1)
+    summary = run_training(_config([*TINY, "throughput_rounds=1"]), tmp_path)
+    assert summary["schedule"] == [16] * 4 and summary["metrics"]["step"] == 4 and summary["world_size"] == 1
+    assert {"unmerged", "merged", "batch"} <= set(summary["training_samples_per_s"])
+    assert _finite(summary["metrics"]) and 0 <= summary["metrics"]["val_top1"] <= 1
+    saved = json.loads((tmp_path / "train_results.json").read_text())
+    assert saved["classes"] == list(CLASSES) and saved["metrics"] == summary["metrics"]
+    load_checkpoint(create_embedded_model(len(CLASSES)), tmp_path / "model.safetensors")  # the patch adds no weights
+
+
+def test_video_files_from_a_checkpoint_in_the_frame_scope_skipping_an_unreadable_video(tmp_path):
+    torch.set_num_threads(1)
+    root = write_video_dataset(tmp_path / "clips", "val", per_class=1)
+    (root / "clips" / "broken.mp4").write_bytes(b"not a video")
+    with (root / "val.csv").open("a") as index:
+        index.write("clips/broken.mp4,0\n")
+    overrides = [
+        "tome.r=8",
+        "tome.merge_scope=frame",
+        f"model.checkpoint={WEIGHTS}",
+        f"data.train={root / 'val.csv'}",
+        f"data.val={root / 'val.csv'}",
+        "train.steps=2",
+        "train.batch_size=4",
+        "train.num_workers=0",
+        "throughput_rounds=0",
+    ]
+    out = tmp_path / "run"
+    summary = run_training(_config(overrides), out)
+    assert summary["schedule"] == [8] * 4 and summary["tome"]["merge_scope"] == "frame"
+    assert summary["classes"] == list(CLASSES) and _finite(summary["metrics"])
+    assert (out / "model.safetensors").is_file() and (out / "train_results.json").is_file()
+
+
+@pytest.mark.parametrize(
+    ("override", "message"),
+    [
+        ("tome.r=-3", "tome.r=-3"),
+        ("tome.r=[8,8]", "one r per layer"),
+        ("tome.merge_scope=time", "tome.merge_scope"),
+        ("train.lr=-1", "lr"),
+        ("model.name=vit_nope", "model.name"),
+        ("model=vit_base_patch16", "embedded moving-objects clips are 8 frames of 32 px"),
+        ("data.train=/nope", "data.train"),
+        ("model.checkpoint=/nope.pth", "model.checkpoint"),
+        ("data.train_size=2", "data.train_size=2 is less than one global batch"),
+    ],
+)
+def test_bad_settings_stop_before_any_work(tmp_path, override, message):
+    with pytest.raises(UserError, match=message):
+        run_training(_config([*TINY, override]), tmp_path)
+    assert not any(tmp_path.iterdir())
+
+
+def test_a_bad_setting_is_one_line_without_a_traceback(tmp_path):
+    command = [sys.executable, "-m", "tokenmerge.video.train", "tome.r=-3", f"hydra.run.dir={tmp_path}"]
+    env = {k: v for k, v in os.environ.items() if k not in ("HYDRA_FULL_ERROR", "TOKENMERGE_DEBUG")}
+    done = subprocess.run(command, capture_output=True, text=True, timeout=120, env=env)
+    assert done.returncode == 2 and done.stderr.strip().count("\n") == 0, done.stderr[-2000:]
+    assert done.stderr.startswith("error: tome.r=-3") and "Traceback" not in done.stderr
+    assert not (tmp_path / "train_results.json").exists()
+
+
+def test_two_processes_under_torchrun(tmp_path):
+    command = torchrun("-m", "tokenmerge.video.train", *TINY, "throughput_rounds=0", f"hydra.run.dir={tmp_path}")
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    done = subprocess.run(command, capture_output=True, text=True, timeout=300, env=env, cwd=tmp_path)
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert done.stdout.count("wrote ") == 1  # rank 0 alone writes and reports
+    summary = json.loads((tmp_path / "train_results.json").read_text())
+    assert summary["world_size"] == 2 and summary["metrics"]["step"] == 4 and _finite(summary["metrics"])
+    state = torch.load(tmp_path / "train_state.pt", weights_only=True)
+    assert state["world_size"] == 2 and state["step"] == 4
