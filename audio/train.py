@@ -24,6 +24,7 @@ from omegaconf import DictConfig, OmegaConf
 
 from tokenmerge.core import schedule_spec
 from tokenmerge.core.cli import DataError, SettingError, user_errors
+from tokenmerge.core.distributed import default_device
 from tokenmerge.core.training import TrainConfig, measure_training_throughput, train
 from tokenmerge.core.validation import check_choice, check_path, check_tome
 
@@ -48,10 +49,19 @@ def build_datasets(data: dict, seed: int):
         )
         return train_set, val_set, list(WORDS), False
     preset = get_preset(data["preset"])
-    index = load_index(data["train"], data["classes"])
+    index = _read_index(data, "train", data["classes"])
     train_set = AudioDataset(index, preset, train=True)
-    val_set = AudioDataset(load_index(data["val"], data["classes"] or index.classes), preset) if data["val"] else None
+    val_set = None
+    if data["val"]:
+        val_set = AudioDataset(_read_index(data, "val", data["classes"] or index.classes), preset)
     return train_set, val_set, list(index.classes), index.multi_label
+
+
+def _read_index(data: dict, key: str, classes):
+    try:
+        return load_index(data[key], classes)
+    except (FileNotFoundError, ValueError) as error:
+        raise DataError(f"data.{key}={data[key]}: {error}") from None
 
 
 def build_model(model: dict, num_classes: int, target_length: int) -> SpectrogramViT:
@@ -67,7 +77,13 @@ def build_model(model: dict, num_classes: int, target_length: int) -> Spectrogra
             drop_path_rate=model["drop_path_rate"],
         )
     if model["checkpoint"]:
-        load_checkpoint(net, model["checkpoint"])
+        try:
+            load_checkpoint(net, model["checkpoint"])
+        except ValueError as error:
+            raise SettingError(
+                f"model.checkpoint={model['checkpoint']} does not fit the model ({num_classes} classes, "
+                f"{target_length} frames): {error}"
+            ) from None
     elif model["pretrained"]:
         skipped = load_pretrained_encoder(net, model["pretrained"])
         print(f"loaded the encoder of {model['pretrained']} ({len(skipped)} pre-training keys not used)")
@@ -75,7 +91,10 @@ def build_model(model: dict, num_classes: int, target_length: int) -> Spectrogra
 
 
 def training_throughput(net: SpectrogramViT, tome: dict, config: TrainConfig, multilabel: bool, rounds: int) -> dict:
-    """Training samples/s (forward, backward, AdamW) without and with the configured merging, in one run."""
+    """Training samples/s (forward, backward, AdamW) without and with the configured merging, in one run, on the
+    device training will use."""
+    device = default_device()
+    net = net.to(device)
     merged = copy.deepcopy(net)
     apply_patch(merged, r=schedule_spec(tome["r"], tome["inflection"], tome["ratio"]), prop_attn=tome["prop_attn"])
     batch = min(config.batch_size, 32)
@@ -87,7 +106,7 @@ def training_throughput(net: SpectrogramViT, tome: dict, config: TrainConfig, mu
         return inputs, targets
 
     results = measure_training_throughput({"unmerged": net, "merged": merged}, make_batch, config=config, rounds=rounds)
-    return {name: result.samples_per_s for name, result in results.items()} | {"batch": batch}
+    return {name: result.samples_per_s for name, result in results.items()} | {"batch": batch, "device": str(device)}
 
 
 def check_config(cfg: dict) -> TrainConfig:

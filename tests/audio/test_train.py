@@ -5,6 +5,7 @@ import json
 import os
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 import torch
@@ -42,7 +43,7 @@ def test_one_process_trains_with_merging_and_reports_both_throughputs(tmp_path):
     torch.set_num_threads(1)
     summary = run_training(_config([*TINY, "throughput_rounds=1"]), tmp_path)
     assert summary["schedule"] == [8] * 6 and summary["metrics"]["step"] == 4
-    assert set(summary["training_samples_per_s"]) == {"unmerged", "merged", "batch"}
+    assert set(summary["training_samples_per_s"]) == {"unmerged", "merged", "batch", "device"}
     assert 0 <= summary["metrics"]["val_top1"] <= 1
     saved = json.loads((tmp_path / "train_results.json").read_text())
     assert saved["classes"] == list(WORDS)
@@ -101,3 +102,13 @@ def test_run_eval_user_error_is_one_line(tmp_path):
     done = subprocess.run(command, capture_output=True, text=True, timeout=120, env=env)
     assert done.returncode == 2 and done.stderr.strip().count("\n") == 0
     assert done.stderr.startswith("error: tome.r=-5") and "Traceback" not in done.stderr
+
+
+def test_a_checkpoint_or_index_that_does_not_fit_is_one_user_error(tmp_path):
+    video_weights = Path(__file__).parents[2] / "video" / "weights" / "clip_vit.safetensors"
+    with pytest.raises(UserError, match=r"model.checkpoint=.*does not fit the model \(10 classes"):
+        run_training(_config([*TINY, f"model.checkpoint={video_weights}"]), tmp_path / "checkpoint")
+    index = tmp_path / "train.csv"
+    index.write_text("no,header\n")
+    with pytest.raises(UserError, match="data.train=.*train.csv"):
+        run_training(_config([*TINY, f"data.train={index}"]), tmp_path / "index")
