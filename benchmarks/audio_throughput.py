@@ -16,12 +16,14 @@ from __future__ import annotations
 
 import argparse
 import copy
+from pathlib import Path
 
 import torch
 
 from tokenmerge.audio import apply_patch, create_model
 from tokenmerge.core import write_json
-from tokenmerge.core.benchmark import compare_variants
+from tokenmerge.core.benchmark import add_settings, compare_variants
+from tokenmerge.core.plots import plot_speedup_vs_r
 from tokenmerge.core.training import TrainConfig, measure_training_throughput
 
 R_VALUES = (8, 16, 24, 32, 40)
@@ -52,6 +54,7 @@ def main() -> None:
     parser.add_argument("--batch", type=int, default=1)
     parser.add_argument("--rounds", type=int, default=5)
     parser.add_argument("--threads", type=int, default=1)
+    parser.add_argument("--compile", action="store_true", help="torch.compile(fullgraph=True) every variant")
     parser.add_argument("--training", action="store_true", help="time training steps instead of inference")
     parser.add_argument("--amp", action="store_true", help="bf16 autocast in training (CUDA)")
     parser.add_argument(
@@ -66,7 +69,9 @@ def main() -> None:
     variants, final_tokens = variants_for(args.model, args.r, device, dtype)
     spectrograms = torch.randn(args.batch, 1, 1024, 128, device=device, dtype=dtype)
     print(f"{'variant':>20}{'tokens':>8}{'GFLOPs':>9}{'clips/s':>9}{'speedup':>9}{'ideal':>8}{'of ideal':>9}")
-    rows = compare_variants(variants, spectrograms, rounds=args.rounds, model=args.model)
+    rows = add_settings(
+        compare_variants(variants, spectrograms, rounds=args.rounds, compile=args.compile, model=args.model)
+    )
     for row in rows:
         row["final_tokens"] = final_tokens[row["variant"]]
         print(
@@ -74,6 +79,7 @@ def main() -> None:
             f"{row['speedup']:>8.2f}x{row['ideal_speedup']:>7.2f}x{row['speedup'] / row['ideal_speedup']:>9.2f}"
         )
     path = write_json(rows, args.out, benchmark="audio_throughput", args=vars(args))
+    print(f"wrote {plot_speedup_vs_r(rows, Path(path).with_suffix('.png'), title=f'audio {args.model}, 512 tokens')}")
     print(f"wrote {path}")
 
 

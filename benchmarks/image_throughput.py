@@ -1,10 +1,14 @@
 """Throughput of ToMe on timm ViTs against unpatched timm (same fused attention), with FLOPs-ideal speedups.
 
-Random weights (speed does not depend on them). For each model, the unpatched timm model and the
-patched one at several r are timed in interleaved rounds and the median taken; the paper's settings
-are ViT-S r=13, ViT-B r=16, ViT-L r=8 and ViT-L@384 r=23. Prints a table and writes JSON.
+Random weights (speed does not depend on them). For each model, the unpatched timm model, the
+patched one at several r and random token dropping at the paper's r (the floor for any reduction's
+overhead: same schedule, no matching) are timed in interleaved rounds and the median taken; the paper's
+settings are ViT-S r=13, ViT-B r=16, ViT-L r=8 and ViT-L@384 r=23. ``--compile`` wraps every variant,
+the baseline included, in ``torch.compile(fullgraph=True)`` (default backend). Prints a table (speedup,
+FLOPs-ideal speedup and their ratio) and writes JSON.
 
     python benchmarks/image_throughput.py                      # CPU, float32, one thread
+    python benchmarks/image_throughput.py --models vit_small_patch16_224 --compile
     python benchmarks/image_throughput.py --device cuda --dtype float16 --batch 256
 """
 
@@ -12,11 +16,14 @@ from __future__ import annotations
 
 import argparse
 import copy
+from pathlib import Path
 
 import timm
 import torch
 
-from tokenmerge.core import count_flops, measure_interleaved, write_json
+from tokenmerge.core import write_json
+from tokenmerge.core.benchmark import add_settings, compare_variants
+from tokenmerge.core.plots import plot_speedup_vs_r
 from tokenmerge.image import apply_patch
 
 MODELS = {  # name: (paper r, extra r values)
@@ -29,44 +36,18 @@ DTYPES = {"float32": torch.float32, "float16": torch.float16, "bfloat16": torch.
 
 
 def bench_model(name: str, r_values: list[int], paper_r: int, args) -> list[dict]:
-    """Rows for one model: the unpatched baseline and every r."""
+    """Rows for one model: the unpatched baseline, ToMe at every r and random dropping at the paper's r."""
     dtype = DTYPES[args.dtype]
     base = timm.create_model(name, pretrained=False).eval().to(args.device, dtype)
     images = torch.randn(args.batch, 3, *base.patch_embed.img_size, device=args.device, dtype=dtype)
-    variants, flops = {"timm": base}, {}
-    for r in r_values:
-        merged = copy.deepcopy(base)
-        apply_patch(merged, r=r)
-        variants[f"r={r}"] = merged
-    for key, model in variants.items():
-        flops[key] = count_flops(model, images[:1])
-    speed = measure_interleaved(
-        {key: (lambda m=model: m(images)) for key, model in variants.items()},
-        batch_size=args.batch,
-        device=args.device,
-        dtype=dtype,
-        rounds=args.rounds,
-        warmup=args.warmup,
-    )
-    rows = []
-    for key in variants:
-        rows.append(
-            {
-                "model": name,
-                "variant": key,
-                "r": 0 if key == "timm" else int(key[2:]),
-                "paper_setting": key == f"r={paper_r}",
-                "images_per_s": speed[key].samples_per_s,
-                "speedup": speed[key].samples_per_s / speed["timm"].samples_per_s,
-                "gflops": flops[key] / 1e9,
-                "ideal_speedup": flops["timm"] / flops[key],
-                "batch": args.batch,
-                "dtype": args.dtype,
-                "device": speed[key].device,
-                "threads": speed[key].threads,
-                "rounds": args.rounds,
-            }
-        )
+    variants = {"timm": base}
+    for method, rs in (("tome", r_values), ("random_drop", [paper_r])):
+        for r in rs:
+            variants[f"r={r} {method}"] = copy.deepcopy(base)
+            apply_patch(variants[f"r={r} {method}"], r=r, method=method)
+    rows = compare_variants(variants, images, rounds=args.rounds, warmup=args.warmup, compile=args.compile, model=name)
+    for row in add_settings(rows):
+        row["paper_setting"] = row["variant"] == f"r={paper_r} tome"
     return rows
 
 
@@ -79,22 +60,28 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=5)
     parser.add_argument("--warmup", type=int, default=1)
     parser.add_argument("--threads", type=int, default=1)
+    parser.add_argument("--compile", action="store_true", help="torch.compile(fullgraph=True) every variant")
     parser.add_argument("--out", default="results/image_throughput.json")
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
     rows = []
-    print(f"{'model':<24}{'variant':>8}{'GFLOPs':>9}{'img/s':>9}{'speedup':>9}{'ideal':>8}")
+    print(f"{'model':<24}{'variant':>17}{'GFLOPs':>9}{'img/s':>9}{'speedup':>9}{'ideal':>8}{'of ideal':>9}")
     for name in args.models:
         paper_r, extra = MODELS[name]
         for row in bench_model(name, sorted({paper_r, *extra}), paper_r, args):
             rows.append(row)
             mark = " (paper)" if row["paper_setting"] else ""
             print(
-                f"{name:<24}{row['variant']:>8}{row['gflops']:>9.2f}{row['images_per_s']:>9.2f}"
-                f"{row['speedup']:>8.2f}x{row['ideal_speedup']:>7.2f}x{mark}",
+                f"{name:<24}{row['variant']:>17}{row['gflops']:>9.2f}{row['samples_per_s']:>9.2f}"
+                f"{row['speedup']:>8.2f}x{row['ideal_speedup']:>7.2f}x{row['of_ideal']:>9.2f}{mark}",
                 flush=True,
             )
-    path = write_json(rows, args.out, benchmark="image_throughput", args=vars(args))
+        path = write_json(rows, args.out, benchmark="image_throughput", args=vars(args))  # keep finished models
+    for name in args.models:
+        plot = plot_speedup_vs_r(
+            [row for row in rows if row["model"] == name], Path(args.out).with_suffix(f".{name}.png"), title=name
+        )
+        print(f"wrote {plot}")
     print(f"wrote {path}")
 
 

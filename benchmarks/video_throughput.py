@@ -14,11 +14,13 @@ from __future__ import annotations
 import argparse
 import copy
 import time
+from pathlib import Path
 
 import torch
 
 from tokenmerge.core import bipartite_soft_matching, write_json
-from tokenmerge.core.benchmark import compare_variants, peak_cuda_memory
+from tokenmerge.core.benchmark import add_settings, compare_variants, peak_cuda_memory
+from tokenmerge.core.plots import plot_speedup_vs_r
 from tokenmerge.video import apply_patch, create_model
 
 MODELS = {"vit_base_patch16": (40, 80), "vit_large_patch16": (20, 40)}  # r values: ~1.6x and ~2.2x ideal
@@ -74,6 +76,7 @@ def main() -> None:
     parser.add_argument("--batch", type=int, default=1)
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--threads", type=int, default=1)
+    parser.add_argument("--compile", action="store_true", help="torch.compile(fullgraph=True) every variant")
     parser.add_argument("--out", default="results/video_throughput.json")
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
@@ -83,7 +86,9 @@ def main() -> None:
     for name in args.models:
         variants = variants_for(name, MODELS[name], device, dtype)
         clips = torch.randn(args.batch, 3, 16, 224, 224, device=device, dtype=dtype)
-        for row in compare_variants(variants, clips, rounds=args.rounds, model=name):
+        for row in add_settings(
+            compare_variants(variants, clips, rounds=args.rounds, compile=args.compile, model=name)
+        ):
             rows.append(row)
             print(
                 f"{name:<19}{row['variant']:>20}{row['gflops']:>9.1f}{row['samples_per_s']:>9.3f}"
@@ -96,6 +101,11 @@ def main() -> None:
     for scope, c in cost.items():
         print(f"matching at 1569 tokens, {scope}: {c['ms']:.2f} ms, score matrix {c['score_matrix_mb']:.2f} MB")
     path = write_json(rows, args.out, benchmark="video_throughput", args=vars(args), matching=cost)
+    for name in args.models:
+        plot = plot_speedup_vs_r(
+            [row for row in rows if row["model"] == name], Path(path).with_suffix(f".{name}.png"), title=name
+        )
+        print(f"wrote {plot}")
     print(f"wrote {path}")
 
 

@@ -21,6 +21,7 @@ def compare_variants(
     *,
     rounds: int = 5,
     warmup: int = 1,
+    compile: bool = False,
     **extra,
 ) -> list[dict]:
     """Time every variant on ``inputs`` and count its FLOPs on one sample.
@@ -29,21 +30,25 @@ def compare_variants(
         variants: name -> callable (a model, patched or not); the first is the baseline.
         inputs: [B, ...] one batch, already on the device and in the dtype to measure.
         rounds, warmup: interleaved timed rounds and untimed warm-up calls per variant.
+        compile: time ``torch.compile(fullgraph=True)`` of every variant, the baseline included (FLOPs are
+            counted eagerly); the first warm-up call compiles.
         **extra: recorded in every row (model name, batch, ...).
 
     Returns:
-        One row per variant: samples/s, speedup over the baseline, GFLOPs per sample, ideal speedup,
-        device, dtype, threads, rounds.
+        One row per variant: samples/s, speedup over the baseline, GFLOPs per sample, ideal speedup and the
+        measured share of it, peak CUDA memory (MB, None off CUDA), device, dtype, threads, rounds, compiled.
     """
     flops = {name: count_flops(fn, inputs[:1]) for name, fn in variants.items()}
+    runners = {name: torch.compile(fn, fullgraph=True) if compile else fn for name, fn in variants.items()}
     speed = measure_interleaved(
-        {name: (lambda fn=fn: fn(inputs)) for name, fn in variants.items()},
+        {name: (lambda fn=fn: fn(inputs)) for name, fn in runners.items()},
         batch_size=inputs.shape[0],
         device=inputs.device,
         dtype=inputs.dtype,
         rounds=rounds,
         warmup=warmup,
     )
+    memory = {name: peak_cuda_memory(lambda fn=fn: fn(inputs), inputs.device) for name, fn in runners.items()}
     base = next(iter(variants))
     return [
         {
@@ -53,6 +58,9 @@ def compare_variants(
             "speedup": speed[name].samples_per_s / speed[base].samples_per_s,
             "gflops": flops[name] / 1e9,
             "ideal_speedup": flops[base] / flops[name],
+            "of_ideal": (speed[name].samples_per_s / speed[base].samples_per_s) / (flops[base] / flops[name]),
+            "peak_memory_mb": None if memory[name] is None else memory[name] / 2**20,
+            "compiled": compile,
             "batch": inputs.shape[0],
             "dtype": str(inputs.dtype).removeprefix("torch."),
             "device": speed[name].device,
@@ -61,6 +69,16 @@ def compare_variants(
         }
         for name in variants
     ]
+
+
+def add_settings(rows: list[dict]) -> list[dict]:
+    """Give rows named ``"r=<r> <series>"`` (and a baseline named anything else) their "r" and "series" (the
+    baseline: r=0, "baseline"), as :func:`tokenmerge.core.plots.plot_speedup_vs_r` reads them."""
+    for row in rows:
+        first, _, series = row["variant"].partition(" ")
+        is_setting = first.startswith("r=") and first[2:].isdigit() and series
+        row["r"], row["series"] = (int(first[2:]), series) if is_setting else (0, "baseline")
+    return rows
 
 
 def peak_cuda_memory(fn: Callable[[], object], device: torch.device | str) -> int | None:

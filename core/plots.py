@@ -80,3 +80,44 @@ def plot_accuracy_vs_speed(rows: list[dict], path: str | Path, title: str = "") 
     fig.savefig(path, dpi=120)
     plt.close(fig)
     return path
+
+
+def speedup_figure(rows: list[dict], title: str = "") -> Figure:
+    """Measured speedup against r, one line per series (method, scope), with the FLOPs-ideal speedup dashed.
+
+    Args:
+        rows: benchmark rows with "r", "series", "speedup" and "ideal_speedup"; r=0 rows (the baseline) start
+            every line at 1.0x.
+    """
+    fig, ax = plt.subplots(figsize=(6.4, 4.0))
+    series = [s for s in dict.fromkeys(row["series"] for row in rows) if s != "baseline"]
+    for i, name in enumerate(series):
+        points = sorted((row["r"], row["speedup"], row["ideal_speedup"]) for row in rows if row["series"] == name)
+        r_values, measured, ideal = (
+            [0, *(p[0] for p in points)],
+            [1, *(p[1] for p in points)],
+            [1, *(p[2] for p in points)],
+        )
+        color = f"C{i}"
+        ax.plot(r_values, measured, marker="o", color=color, label=f"{name} (measured)")
+        ax.plot(r_values, ideal, linestyle="--", color=color, alpha=0.6, label=f"{name} (FLOPs-ideal)")
+    ax.set_xlabel("r (tokens merged per block)")
+    ax.set_ylabel("speedup over the unpatched model")
+    if rows:
+        row = rows[0]
+        where = f"{row['device']}, {row['dtype']}, batch {row['batch']}" + (", compiled" if row.get("compiled") else "")
+        ax.set_title(f"{title}\n{where}" if title else where, fontsize=10)
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=8)
+    fig.tight_layout()
+    return fig
+
+
+def plot_speedup_vs_r(rows: list[dict], path: str | Path, title: str = "") -> Path:
+    """Draw :func:`speedup_figure` and save it as a PNG; returns the path."""
+    fig = speedup_figure(rows, title)
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+    return path
