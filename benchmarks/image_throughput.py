@@ -10,6 +10,11 @@ FLOPs-ideal speedup and their ratio) and writes JSON.
     python benchmarks/image_throughput.py                      # CPU, float32, one thread
     python benchmarks/image_throughput.py --models vit_small_patch16_224 --compile
     python benchmarks/image_throughput.py --device cuda --dtype float16 --batch 256
+    python benchmarks/image_throughput.py --training --models vit_base_patch16_224 --batch 8   # training steps
+
+Training throughput (``--training``) is forward + backward + AdamW step of the unpatched model and of ToMe at
+every r (``tokenmerge.core.training.measure_training_throughput``: learning rate 0, so every variant does the
+same work on the same weights; float32, bf16 autocast with --amp), with peak CUDA memory per step on a GPU.
 """
 
 from __future__ import annotations
@@ -24,6 +29,7 @@ import torch
 from tokenmerge.core import write_json
 from tokenmerge.core.benchmark import add_settings, compare_variants
 from tokenmerge.core.plots import plot_speedup_vs_r
+from tokenmerge.core.training import TrainConfig, measure_training_throughput
 from tokenmerge.image import apply_patch
 
 MODELS = {  # name: (paper r, extra r values)
@@ -51,6 +57,34 @@ def bench_model(name: str, r_values: list[int], paper_r: int, args) -> list[dict
     return rows
 
 
+def training_rows(name: str, r_values: list[int], args) -> list[dict]:
+    """Training steps/s rows for one model: unpatched and ToMe at every r, interleaved rounds, median."""
+    base = timm.create_model(name, pretrained=False).to(args.device)
+    variants = {"timm": base}
+    for r in r_values:
+        variants[f"r={r} tome"] = copy.deepcopy(base)
+        apply_patch(variants[f"r={r} tome"], r=r)
+    side = base.patch_embed.img_size
+
+    def make_batch():
+        return torch.randn(args.batch, 3, *side), torch.randint(base.num_classes, (args.batch,))
+
+    config = TrainConfig(amp=args.amp, clip_grad=None)
+    results = measure_training_throughput(variants, make_batch, config=config, warmup=args.warmup, rounds=args.rounds)
+    baseline = results["timm"].samples_per_s
+    rows = [
+        result.to_dict() | {"model": name, "speedup": result.samples_per_s / baseline} for result in results.values()
+    ]
+    return add_settings(rows)
+
+
+def print_training(rows: list[dict]) -> None:
+    print(f"{'model':<24}{'variant':>17}{'samples/s':>11}{'speedup':>9}{'peak MB':>9}")
+    for row in rows:
+        memory = "-" if row["peak_memory_mb"] is None else f"{row['peak_memory_mb']:.0f}"
+        print(f"{row['model']:<24}{row['variant']:>17}{row['samples_per_s']:>11.2f}{row['speedup']:>8.2f}x{memory:>9}")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--models", nargs="+", default=list(MODELS), choices=list(MODELS))
@@ -61,9 +95,21 @@ def main() -> None:
     parser.add_argument("--warmup", type=int, default=1)
     parser.add_argument("--threads", type=int, default=1)
     parser.add_argument("--compile", action="store_true", help="torch.compile(fullgraph=True) every variant")
-    parser.add_argument("--out", default="results/image_throughput.json")
+    parser.add_argument("--training", action="store_true", help="time training steps instead of inference")
+    parser.add_argument("--amp", action="store_true", help="bf16 autocast in training (CUDA)")
+    parser.add_argument("--out", default=None, help="JSON path (default results/image_{inference,training}.json)")
     args = parser.parse_args()
+    args.out = args.out or f"results/image_{'training' if args.training else 'inference'}_throughput.json"
     torch.set_num_threads(args.threads)
+    if args.training:
+        rows = [
+            row
+            for name in args.models
+            for row in training_rows(name, sorted({*MODELS[name][1], MODELS[name][0]}), args)
+        ]
+        print_training(rows)
+        print(f"wrote {write_json(rows, args.out, benchmark='image_training_throughput', args=vars(args))}")
+        return
     rows = []
     print(f"{'model':<24}{'variant':>17}{'GFLOPs':>9}{'img/s':>9}{'speedup':>9}{'ideal':>8}{'of ideal':>9}")
     for name in args.models:

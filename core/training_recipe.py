@@ -225,6 +225,8 @@ def measure_training_throughput(
         config: loss (``multilabel``, ``label_smoothing``), ``amp`` and ``clip_grad`` settings (default TrainConfig()).
         warmup, rounds: untimed steps per model, then timed steps per model (A, B, A, B, ...).
         **extra: recorded in each result (e.g. model name).
+
+    Each result also records ``peak_memory_mb``: the peak CUDA memory of one more step (None off CUDA).
     """
     if rounds < 1:
         raise ValueError(f"rounds must be >= 1; got {rounds}.")
@@ -250,10 +252,29 @@ def measure_training_throughput(
     for _ in range(rounds):
         for name, (step, device) in steps.items():
             times[name].append(_time_call(step, device))
+    memory = {name: _peak_step_memory(step, device) for name, (step, device) in steps.items()}
     for name, model in models.items():
         model.train(modes[name])
     dtype = torch.bfloat16 if config.amp else torch.float32
     return {
-        name: _result(times[name], inputs.shape[0], device, dtype, warmup, {"variant": name, "mode": "train", **extra})
+        name: _result(
+            times[name],
+            inputs.shape[0],
+            device,
+            dtype,
+            warmup,
+            {"variant": name, "mode": "train", "peak_memory_mb": memory[name], **extra},
+        )
         for name, (_, device) in steps.items()
     }
+
+
+def _peak_step_memory(step: Callable[[], None], device: torch.device) -> float | None:
+    """Peak CUDA memory (MB) allocated during one more training step (None off CUDA)."""
+    if device.type != "cuda":
+        return None
+    torch.cuda.synchronize(device)
+    torch.cuda.reset_peak_memory_stats(device)
+    step()
+    torch.cuda.synchronize(device)
+    return torch.cuda.max_memory_allocated(device) / 2**20
