@@ -17,8 +17,8 @@ The image, video and audio adapters are such subclasses; so is the BERT example 
 composition: the model keeps its class, parameters and ``state_dict`` keys; ``forward`` (and
 ``forward_features`` where the model has one) become instance attributes that re-drive the model's own
 submodules, and ``handle.remove()`` deletes them. Padded batches pass ``attention_mask`` (1 for real tokens,
-0 for padding) to the patched forward: padding never receives attention, merges only with padding while
-anything else is left, and weighs nothing in size-weighted pooling.
+0 for padding) to the patched forward: padding never receives attention, each step merges padding pairs before
+any pair of real tokens, and padding weighs nothing (size 0) in merges and in size-weighted pooling.
 """
 
 from __future__ import annotations
@@ -35,6 +35,7 @@ from .layout import TIMM_BLOCK, BlockLayout
 from .merge import initial_source
 from .schedule import ScheduleSpec, check_schedule, resolve_schedule, tokens_per_layer
 from .state import REDUCTIONS, TokenState
+from .unsupported import unsupported_model_reason
 
 
 class ModelAdapter:
@@ -52,6 +53,9 @@ class ModelAdapter:
     def check(self, model: nn.Module) -> None:
         """Raise a clear ``TypeError`` if the model cannot be patched: a block that does not fit ``layout``, or
         one with windowed attention, a grid-tied relative position bias or cross-attention."""
+        reason = unsupported_model_reason(model)
+        if reason:
+            raise TypeError(f"{type(model).__name__} cannot merge tokens: {reason}")
         for i, block in enumerate(self.blocks(model)):
             check_block(block, where=f"blocks[{i}]", layout=self.layout)
 
@@ -243,14 +247,18 @@ class _PatchedForward:
 
     handle: ToMeHandle = field(repr=False)
 
-    def __call__(self, x: Tensor, *args, attention_mask: Tensor | None = None, **kwargs) -> Tensor:
+    def __call__(self, x=None, *args, attention_mask: Tensor | None = None, input_ids=None, **kwargs) -> Tensor:
         extra = [a for a in (*args, *kwargs.values()) if a is not None and a is not False]
         if extra:
             names = ", ".join(name for name, value in kwargs.items() if value is not None and value is not False)
             raise ValueError(
                 f"The patched forward takes the model input and attention_mask only; got more ({names or 'positional'}"
-                "). Fold what the model needs into the adapter's embed, or call handle.remove() first."
+                "). Pass what embed needs as the input itself (a dict such as {'input_ids': ..., 'token_type_ids': "
+                "...} reaches the adapter's embed as it is), or call handle.remove() first."
             )
+        x = input_ids if x is None else x
+        if x is None:
+            raise ValueError("The patched forward needs the model input: model(inputs) or model(input_ids=...).")
         tokens, state = self.handle.forward_tokens(x, attention_mask=attention_mask)
         return self.handle.forward_head(tokens, state)
 

@@ -27,14 +27,21 @@ def check_block(block: nn.Module, where: str = "block", layout: BlockLayout = TI
     if reason:
         raise TypeError(f"{where} ({type(block).__name__}) cannot merge tokens: {reason}")
     missing = layout.missing(block)
-    if missing:
-        known = "timm's Block with Attention" if layout is TIMM_BLOCK else "the adapter's BlockLayout"
+    if missing and layout is TIMM_BLOCK:
         raise TypeError(
-            f"{where} ({type(block).__name__}) does not have the block layout Token Merging patches ({known}); "
-            f"missing: {', '.join(missing)}. Supported out of the box: timm VisionTransformer blocks and models "
-            "built from them (DeiT, DeiT-III, MAE, MAE-ST, AudioMAE); for another model give its adapter a "
-            "BlockLayout that names these pieces (README: 'Add merging to your own model')."
+            f"{where} ({type(block).__name__}) does not have the block layout Token Merging patches (timm's Block "
+            f"with Attention); missing: {', '.join(missing)}. Supported out of the box: timm VisionTransformer "
+            "blocks and models built from them (DeiT, DeiT-III, MAE, MAE-ST, AudioMAE); for another model give its "
+            "adapter a BlockLayout that names these pieces (README: 'Add merging to your own model')."
         )
+    if missing:
+        raise TypeError(
+            f"{where} ({type(block).__name__}) does not fit the adapter's BlockLayout; missing: {', '.join(missing)}. "
+            f"Paths are attribute paths from the block (print(block) shows them)."
+        )
+    problem = layout.head_problem(block)
+    if problem:
+        raise TypeError(f"{where} ({type(block).__name__}): BlockLayout {problem}.")
 
 
 def _apply(modules: list[nn.Module], x: Tensor) -> Tensor:

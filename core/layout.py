@@ -21,7 +21,7 @@ from operator import attrgetter
 
 from torch import nn
 
-#: Fields that name one submodule; a missing or None attribute means "this block has none".
+#: Fields that name one optional submodule: an attribute set to None means "this block has none".
 OPTIONAL_PARTS = ("q_norm", "k_norm", "heads_norm", "gate", "attn_dropout")
 
 
@@ -44,6 +44,8 @@ class BlockLayout:
         attn_residual: modules applied to the attention branch before the residual add (LayerScale, DropPath).
         mlp: modules applied in order to the MLP's input (one ``Mlp`` module, or dense/activation/dense).
         mlp_residual: modules applied to the MLP branch before the residual add.
+        absent_ok: optional fields whose attribute may be missing altogether (for blocks from library versions
+            that lack it); any other path that does not resolve is reported, so a typo cannot go unnoticed.
     """
 
     norm_first: bool
@@ -63,14 +65,19 @@ class BlockLayout:
     attn_dropout: str | None = None
     attn_residual: tuple[str, ...] = ()
     mlp_residual: tuple[str, ...] = ()
+    absent_ok: tuple[str, ...] = ()
 
     def __post_init__(self) -> None:
+        if not isinstance(self.norm_first, bool):
+            raise TypeError(f"BlockLayout.norm_first is True (pre-norm) or False (post-norm); got {self.norm_first!r}.")
+        if isinstance(self.num_heads, bool) or not isinstance(self.num_heads, int | str):
+            raise TypeError(f"BlockLayout.num_heads is an int or the path of one; got {self.num_heads!r}.")
         separate = [p for p in (self.query, self.key, self.value) if p is not None]
         if (self.qkv is None and len(separate) < 3) or (self.qkv is not None and separate):
             raise ValueError("BlockLayout needs either qkv (a fused projection) or all of query, key and value.")
         if not self.attn_out or not self.mlp:
             raise ValueError("BlockLayout needs attn_out (at least the output projection) and mlp modules.")
-        for name in ("attn_out", "mlp", "attn_residual", "mlp_residual"):
+        for name in ("attn_out", "mlp", "attn_residual", "mlp_residual", "absent_ok"):
             if isinstance(getattr(self, name), str):
                 raise TypeError(f"BlockLayout.{name} is a tuple of paths; write ({getattr(self, name)!r},).")
 
@@ -79,6 +86,8 @@ class BlockLayout:
         named = {}
         for f in fields(self):
             value = getattr(self, f.name)
+            if f.name == "absent_ok":
+                continue
             if isinstance(value, tuple):
                 named |= {f"{f.name}[{i}]": path for i, path in enumerate(value)}
             elif isinstance(value, str) and f.name != "num_heads":
@@ -88,12 +97,32 @@ class BlockLayout:
         return named
 
     def missing(self, block: nn.Module) -> list[str]:
-        """The required paths ``block`` does not have (empty if the layout fits)."""
+        """The paths ``block`` does not have (empty if the layout fits). An optional part may be set to None;
+        only the fields in ``absent_ok`` may be missing altogether."""
         absent = []
         for name, path in self.paths().items():
-            if name not in OPTIONAL_PARTS and _lookup(block, path) is None:
+            if name in self.absent_ok:
+                continue
+            if name in OPTIONAL_PARTS:
+                parent, _, last = path.rpartition(".")
+                holder = _lookup(block, parent) if parent else block
+                if holder is None or not hasattr(holder, last):
+                    absent.append(f"{name}={path!r}")
+            elif _lookup(block, path) is None:
                 absent.append(f"{name}={path!r}")
         return absent
+
+    def head_problem(self, block: nn.Module) -> str | None:
+        """Why the head count does not fit the block's projections, or None (call after :meth:`missing`)."""
+        heads = _lookup(block, self.num_heads) if isinstance(self.num_heads, str) else self.num_heads
+        if isinstance(heads, bool) or not isinstance(heads, int) or heads < 1:
+            return f"num_heads={self.num_heads!r} gives {heads!r}, not a positive int"
+        projection = self.module(block, "qkv" if self.qkv is not None else "query")
+        width = getattr(projection, "out_features", None)
+        parts = 3 if self.qkv is not None else 1
+        if width is not None and width % (parts * heads):
+            return f"{heads} heads do not divide the projection's {width // parts} output features"
+        return None
 
     def module(self, block: nn.Module, name: str):
         """The submodule (or value) ``name`` points at, or None where an optional part is absent."""
@@ -132,4 +161,5 @@ TIMM_BLOCK = BlockLayout(
     attn_residual=("ls1", "drop_path1"),
     mlp=("mlp",),
     mlp_residual=("ls2", "drop_path2"),
+    absent_ok=("heads_norm", "gate"),  # timm versions before scale_norm and gated attention lack them
 )

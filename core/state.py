@@ -40,8 +40,9 @@ class TokenState:
         size: [B, N, 1] tokens' sizes (input patches each stands for; 0 for padding), or None before any merge.
         source: [B, N, N_orig] 0/1 map of input patches per token, or None (not traced / no merge yet).
         trace_source: whether to build ``source``.
-        padded: whether some tokens are padding (size 0): they receive no attention, merge only with each
-            other (or, when nothing else is left, into a real token with weight 0) and weigh 0 in pooling.
+        padded: whether some tokens are padding (size 0): they receive no attention, merge with each other
+            before real tokens merge (into a real token only when no other pair is left, with weight 0) and
+            weigh 0 in pooling.
     """
 
     size: Tensor | None = None
@@ -64,7 +65,9 @@ class TokenState:
                 f"attention_mask must have shape [B, N] = {tuple(x.shape[:2])} (one entry per token the model "
                 f"embeds, protected tokens included); got {tuple(attention_mask.shape)}."
             )
-        size = attention_mask.bool()[..., None].to(torch.promote_types(x.dtype, torch.float32))
+        if not torch.compiler.is_compiling():
+            _check_mask(attention_mask)
+        size = attention_mask.to(x.device).bool()[..., None].to(torch.promote_types(x.dtype, torch.float32))
         return cls(size=size, trace_source=trace_source, padded=True)
 
     @property
@@ -86,3 +89,14 @@ class TokenState:
             self.source = merge_source(reduction, x, self.source)
         x, self.size = merge_wavg(reduction, x, self.size)
         return x
+
+
+def _check_mask(mask: Tensor) -> None:
+    """Raise a clear error unless ``mask`` holds only 0/1 (or bool) with a real token in every row."""
+    if mask.dtype != torch.bool and not bool(((mask == 0) | (mask == 1)).all()):
+        raise ValueError(
+            "attention_mask must hold 1 (or True) for real tokens and 0 for padding; got other values (an additive "
+            "mask such as 0/-inf?). Pass the tokenizer's 0/1 attention_mask."
+        )
+    if not bool(mask.bool().any(1).all()):
+        raise ValueError("attention_mask has a row without any real token; every sequence needs at least one.")

@@ -2,47 +2,78 @@
 
 Merging shortens and reorders the token sequence inside every block. That is only sound when a block's
 attention treats its tokens as a set: every token attends to every other, with no structure tied to
-where a token sits in a fixed grid. Three common designs break that, and each is named here so that a user
-gets the reason rather than a shape error deep inside a forward pass.
+where a token sits in a fixed grid or sequence order. Common designs break that, and each is named here so
+that a user gets the reason rather than a shape error deep inside a forward pass, or a silently wrong output.
 """
 
 from __future__ import annotations
 
+import inspect
+
 from torch import nn
 
-#: (attribute names that reveal the design, why merging does not fit it)
+WINDOWS = (
+    "windowed or shifted-window attention (Swin-style) attends within fixed windows of a token grid; merged tokens "
+    "no longer fill a grid that can be cut into windows. Merge in a plain global-attention ViT, or between stages "
+    "of a hierarchical model with its own pooling."
+)
+RELATIVE_POSITIONS = (
+    "a relative position bias is indexed by each pair's offset on a fixed token grid (BEiT, Swin, timm's relpos "
+    "ViTs); after a merge tokens have no single grid position, so the bias cannot be looked up. Use a model with "
+    "absolute position embeddings (added once, before the first block)."
+)
+CROSS_ATTENTION = (
+    "the block has cross-attention, whose queries or keys come from another sequence (an encoder's output or a "
+    "prompt); merging in self-attention would need the same reduction on the other side. Patch the "
+    "self-attention-only encoder instead."
+)
+CAUSAL = (
+    "the block's attention is causal (a decoder: each token sees only earlier ones); merging mixes positions, and "
+    "the patched attention is bidirectional. Token Merging here is for encoder-only self-attention."
+)
+
+#: (attribute names that reveal the design, why merging does not fit it); checked on every submodule of a block.
 UNSUPPORTED_DESIGNS: tuple[tuple[tuple[str, ...], str], ...] = (
     (
-        ("window_area", "shift_size", "window_partition"),
-        "windowed or shifted-window attention (Swin-style) attends within fixed windows of a token grid; "
-        "merged tokens no longer fill a grid that can be cut into windows. Merge in a plain global-attention "
-        "ViT, or between stages of a hierarchical model with its own pooling.",
+        ("relative_position_bias_table", "relative_position_index", "rel_pos", "rel_pos_h", "rel_pos_bias"),
+        RELATIVE_POSITIONS,
     ),
-    (
-        ("relative_position_bias_table", "relative_position_index", "rel_pos_h", "rel_pos_w", "rel_pos_bias"),
-        "a relative position bias is indexed by each pair's offset on a fixed token grid (BEiT, Swin, MViT-style "
-        "rel-pos); after a merge tokens have no single grid position, so the bias cannot be looked up. Use a "
-        "model with absolute position embeddings (added once, before the first block).",
-    ),
-    (
-        ("crossattention", "cross_attn", "encoder_attn", "cross_attention"),
-        "the block has cross-attention, whose queries or keys come from another sequence (an encoder's output "
-        "or a prompt); merging in self-attention would need the same reduction on the other side. Patch the "
-        "self-attention-only encoder instead.",
-    ),
+    (("shift_size", "window_partition"), WINDOWS),
+    (("crossattention", "cross_attn", "encoder_attn", "cross_attention"), CROSS_ATTENTION),
+    (("is_causal", "is_decoder"), CAUSAL),
 )
+#: Class-name fragments that reveal a design the attributes may not (an unshifted Swin block).
+UNSUPPORTED_CLASSES = (("WindowAttention", WINDOWS),)
+#: Model-level attributes: a bias computed once and handed to every block (timm's shared relative positions).
+UNSUPPORTED_MODEL_PARTS = (("shared_rel_pos", RELATIVE_POSITIONS),)
 
 
 def unsupported_reason(block: nn.Module) -> str | None:
-    """Why ``block`` cannot merge tokens (window attention, grid-tied relative position bias, cross-attention),
-    one sentence per design found in it or its submodules; None when there is none."""
+    """Why ``block`` cannot merge tokens (grid-tied relative position bias, window attention, cross-attention,
+    causal attention, a bias passed into its forward), one sentence per design found in it or its submodules;
+    None when there is none."""
     reasons = {}
     for name, module in block.named_modules():
+        where = f"{name}." if name else ""
         for markers, reason in UNSUPPORTED_DESIGNS:
             found = [m for m in markers if _has_design(module, m)]
             if found and reason not in reasons:
-                reasons[reason] = f"{name + '.' if name else ''}{found[0]}"
+                reasons[reason] = f"{where}{found[0]}"
+        for fragment, reason in UNSUPPORTED_CLASSES:
+            if fragment in type(module).__name__ and reason not in reasons:
+                reasons[reason] = f"{name or 'the block'} ({type(module).__name__})"
+    passed_in = [p for p in inspect.signature(block.forward).parameters if "pos" in p or "bias" in p]
+    if passed_in and RELATIVE_POSITIONS not in reasons:
+        reasons[RELATIVE_POSITIONS] = f"forward({passed_in[0]}=...)"
     return " Also: ".join(f"{where} found: {reason}" for reason, where in reasons.items()) or None
+
+
+def unsupported_model_reason(model: nn.Module) -> str | None:
+    """Why ``model`` as a whole cannot merge tokens (a position bias shared by all blocks), or None."""
+    for marker, reason in UNSUPPORTED_MODEL_PARTS:
+        if _has_design(model, marker):
+            return f"{marker} found: {reason}"
+    return None
 
 
 def _has_design(module: nn.Module, marker: str) -> bool:

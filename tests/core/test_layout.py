@@ -1,11 +1,13 @@
 """The adapter API on a model family that is not built in: a post-norm Hugging Face BERT with padded batches."""
 
+import dataclasses
+
 import pytest
 import torch
 
 from tokenmerge.core import TIMM_BLOCK, BlockLayout, ModelAdapter, patch_model
 
-from .bert_layout import BertMeanPooled, reference_embedding, tiny_bert
+from .bert_layout import BERT_LAYER, BertMeanPooled, reference_embedding, tiny_bert
 
 pytest.importorskip("transformers")
 
@@ -130,13 +132,58 @@ class _BlocksAt(ModelAdapter):
         ),
         (lambda: _timm_block("beit", "Block", dim=32, num_heads=2, window_size=(4, 4)), "relative position bias"),
         (lambda: tiny_bert(is_decoder=True, add_cross_attention=True).encoder.layer[0], "cross-attention"),
+        (lambda: tiny_bert(is_decoder=True).encoder.layer[0], "causal"),
+        (lambda: _timm_model("vit_relpos_small_patch16_224").blocks[0], "relative position bias"),
+        (lambda: _timm_model("vit_srelpos_small_patch16_224").blocks[0], r"forward\(shared_rel_pos=...\)"),
     ],
-    ids=["swin", "beit", "bert-decoder"],
+    ids=["swin", "beit", "bert-cross-attention", "bert-causal", "timm-relpos", "timm-shared-relpos"],
 )
 def test_unsupported_designs_get_the_reason(build, words):
     block = build()
     with pytest.raises(TypeError, match=words):
         patch_model(torch.nn.Sequential(block), _BlocksAt([block]))
+
+
+def _timm_model(name: str):
+    import timm
+
+    return timm.create_model(name, pretrained=False, depth=1)
+
+
+def test_a_position_bias_shared_by_all_blocks_is_refused_at_the_model():
+    model = _timm_model("vit_srelpos_small_patch16_224")
+    with pytest.raises(TypeError, match="VisionTransformerRelPos cannot merge tokens: shared_rel_pos found"):
+        patch_model(model, _BlocksAt(model.blocks))
+
+
+def test_masks_other_than_zero_one_or_without_real_tokens_are_refused():
+    model = tiny_bert()
+    ids, mask = _padded_batch()
+    patch_model(model, BertMeanPooled(), r=1)
+    additive = (1 - mask).float() * -1e4
+    with pytest.raises(ValueError, match="1 .or True. for real tokens and 0 for padding"):
+        model(ids, attention_mask=additive)
+    empty = mask.clone()
+    empty[1] = 0
+    with pytest.raises(ValueError, match="a row without any real token"):
+        model(ids, attention_mask=empty)
+    torch.testing.assert_close(model(input_ids=ids, attention_mask=mask), model(ids, attention_mask=mask.bool()))
+
+
+def test_layout_typos_and_head_counts_are_caught_at_patch_time():
+    class Typo(BertMeanPooled):
+        layout = dataclasses.replace(BERT_LAYER, attn_dropout="attention.drop")
+
+    with pytest.raises(TypeError, match=r"missing: attn_dropout='attention.drop'"):
+        patch_model(tiny_bert(), Typo())
+
+    class ThreeHeads(BertMeanPooled):
+        layout = dataclasses.replace(BERT_LAYER, num_heads=3)
+
+    with pytest.raises(TypeError, match="3 heads do not divide the projection's 64 output features"):
+        patch_model(tiny_bert(), ThreeHeads())
+    with pytest.raises(TypeError, match="norm_first is True"):
+        dataclasses.replace(BERT_LAYER, norm_first="False")
 
 
 def _timm_block(module: str, name: str, **kwargs):
