@@ -30,8 +30,8 @@ def compare_variants(
         variants: name -> callable (a model, patched or not); the first is the baseline.
         inputs: [B, ...] one batch, already on the device and in the dtype to measure.
         rounds, warmup: interleaved timed rounds and untimed warm-up calls per variant.
-        compile: time ``torch.compile(fullgraph=True)`` of every variant, the baseline included (FLOPs are
-            counted eagerly); the first warm-up call compiles.
+        compile: time ``torch.compile(fullgraph=True, dynamic=False)`` of every variant, the baseline included
+            (FLOPs are counted eagerly); the first warm-up call compiles.
         **extra: recorded in every row (model name, batch, ...).
 
     Returns:
@@ -39,16 +39,22 @@ def compare_variants(
         measured share of it, peak CUDA memory (MB, None off CUDA), device, dtype, threads, rounds, compiled.
     """
     flops = {name: count_flops(fn, inputs[:1]) for name, fn in variants.items()}
-    runners = {name: torch.compile(fn, fullgraph=True) if compile else fn for name, fn in variants.items()}
-    speed = measure_interleaved(
-        {name: (lambda fn=fn: fn(inputs)) for name, fn in runners.items()},
-        batch_size=inputs.shape[0],
-        device=inputs.device,
-        dtype=inputs.dtype,
-        rounds=rounds,
-        warmup=warmup,
-    )
-    memory = {name: peak_cuda_memory(lambda fn=fn: fn(inputs), inputs.device) for name, fn in runners.items()}
+    # dynamic=False: every variant is specialised to its own shapes (with the default, a patched model compiled
+    # after another one recompiles the shared patched forward with symbolic shapes: slow to trace and to run).
+    runners = {
+        name: torch.compile(fn, fullgraph=True, dynamic=False) if compile else fn for name, fn in variants.items()
+    }
+    # The patched variants share the patched forward's code: allow one graph per variant (no eager fallback).
+    with torch._dynamo.config.patch(recompile_limit=max(8, 2 * len(variants))):
+        speed = measure_interleaved(
+            {name: (lambda fn=fn: fn(inputs)) for name, fn in runners.items()},
+            batch_size=inputs.shape[0],
+            device=inputs.device,
+            dtype=inputs.dtype,
+            rounds=rounds,
+            warmup=warmup,
+        )
+        memory = {name: peak_cuda_memory(lambda fn=fn: fn(inputs), inputs.device) for name, fn in runners.items()}
     base = next(iter(variants))
     return [
         {

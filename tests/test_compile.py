@@ -1,5 +1,6 @@
 """torch.compile(fullgraph=True) on every patched model family: one graph, the eager outputs, and a bounded
-number of recompiles when r changes (each distinct schedule is one graph: r fixes the token counts)."""
+number of recompiles when r changes (each distinct schedule is one graph: r fixes the token counts; ``dynamic=False``
+keeps every graph specialised to its own token counts)."""
 
 import shutil
 
@@ -56,7 +57,7 @@ def test_fullgraph_compile_matches_eager_and_r_changes_recompile_once_each(case)
     torch._dynamo.reset()
     model, handle, run = CASES[case]()
     backend = CountingBackend()
-    compiled = torch.compile(model, backend=backend, fullgraph=True)
+    compiled = torch.compile(model, backend=backend, fullgraph=True, dynamic=False)
     for r in (handle.config.r, 2, handle.config.r, 2):  # back and forth: two schedules, two graphs
         handle.config.r = r
         torch.testing.assert_close(run(compiled), run(model), atol=1e-5, rtol=1e-5)
@@ -70,5 +71,5 @@ def test_default_backend_compiles_the_patched_image_model():
     torch._dynamo.reset()
     model, x = image_model("class_token"), _images(2)
     image_patch(model, r=8)
-    compiled = torch.compile(model, fullgraph=True)  # inductor
+    compiled = torch.compile(model, fullgraph=True, dynamic=False)  # inductor
     torch.testing.assert_close(compiled(x), model(x), atol=1e-4, rtol=1e-4)
