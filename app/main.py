@@ -7,7 +7,7 @@
     tokenmerge visualize image PHOTO [--model ...] [--r 8]       draw the merged groups on an image
     tokenmerge visualize video [VIDEO] [--r 16] [--scope ...]    ... across the frames of a clip
     tokenmerge visualize audio [AUDIO] [--r 6] [--start ...]     ... over a spectrogram
-    tokenmerge bench image|video|audio|merge-overhead [args]     throughput benchmarks (repository checkout)
+    tokenmerge bench image|video|audio|paper|merge-overhead [args]   throughput benchmarks (repository checkout)
 
 ``tokenmerge <command> --help`` explains each; ``tokenmerge eval image --help`` shows the Hydra config groups
 (``model=``, ``data=``, ``tome.r=``, ``experiment=``), and ``-m`` sweeps (``tokenmerge eval image -m
@@ -52,6 +52,7 @@ BENCHMARKS = {
     "video": "video_throughput.py",
     "audio": "audio_throughput.py",
     "merge-overhead": "merge_overhead.py",
+    "paper": "paper_settings.py",
 }
 
 

@@ -1,5 +1,6 @@
 """The ``tokenmerge`` console script: help on every level, commands routed, user errors as one line."""
 
+import json
 import os
 import subprocess
 import sys
@@ -55,6 +56,18 @@ def test_unknown_command_or_modality_is_refused(capsys):
 def test_bench_runs_a_benchmark_script(tmp_path):
     done = _tokenmerge("bench", "merge-overhead", "--help")
     assert done.returncode == 0 and "usage" in done.stdout
+
+
+def test_bench_paper_times_a_paper_setting_against_random_dropping(tmp_path):
+    out = tmp_path / "paper.json"
+    args = ("--settings", "image-vit-s", "--batches", "1", "--rounds", "1", "--warmup", "0", "--out", str(out))
+    done = _tokenmerge("bench", "paper", *args)
+    assert done.returncode == 0, done.stderr[-2000:]
+    rows = json.loads(out.read_text())["results"]
+    assert [row["variant"] for row in rows] == ["unpatched", "ToMe", "random drop"]
+    tome = rows[1]
+    assert tome["r"] == 13 and tome["batch"] == 1 and abs(tome["ideal_speedup"] - 1.70) < 0.01
+    assert abs(tome["behind_random_drop"] - (1 - tome["samples_per_s"] / rows[2]["samples_per_s"])) < 1e-9
 
 
 def test_train_passes_through_to_each_modality(tmp_path, capsys):
