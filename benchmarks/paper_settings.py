@@ -88,7 +88,7 @@ def setting_rows(name: str, setting: PaperSetting, batch: int, args) -> list[dic
     drop = next(row for row in rows if row["variant"] == "random drop")["samples_per_s"]
     for row in rows:
         row["model"] = setting.model
-        row["behind_random_drop"] = 1 - row["samples_per_s"] / drop
+        row["behind_random_drop"] = None if row["variant"] == "unpatched" else 1 - row["samples_per_s"] / drop
     return rows
 
 
@@ -112,9 +112,11 @@ def main() -> None:
         for batch in args.batches:
             for row in setting_rows(name, SETTINGS[name], batch, args):
                 rows.append(row)
+                behind = row["behind_random_drop"]
+                gap = "" if behind is None else f"{-100 * behind:>8.1f}%"
                 print(
                     f"{name:<15}{batch:>6}{row['variant']:>16}{row['samples_per_s']:>10.2f}{row['speedup']:>8.2f}x"
-                    f"{row['ideal_speedup']:>7.2f}x{row['of_ideal']:>9.2f}{-100 * row['behind_random_drop']:>8.1f}%",
+                    f"{row['ideal_speedup']:>7.2f}x{row['of_ideal']:>9.2f}{gap}",
                     flush=True,
                 )
             path = write_json(rows, args.out, benchmark="paper_settings", args=vars(args))  # keep finished ones
