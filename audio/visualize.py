@@ -117,8 +117,8 @@ def main(argv: Sequence[str] | None = None) -> None:
     """Command line: python -m tokenmerge.audio.visualize [AUDIO] [options] (see --help)."""
     import argparse
 
-    from tokenmerge.core.cli import DataError, SettingError, user_errors
-    from tokenmerge.core.schedule import check_schedule, parse_schedule
+    from tokenmerge.core.cli import SettingError, user_errors
+    from tokenmerge.core.picture_command import check_r_option, checkpoint_errors, parse_r_option, save_picture
     from tokenmerge.core.validation import check_path
 
     from .embedded import load_embedded_model
@@ -150,10 +150,7 @@ def main(argv: Sequence[str] | None = None) -> None:
 
     @user_errors
     def run() -> None:
-        try:
-            spec = parse_schedule(args.r)
-        except (TypeError, ValueError) as error:
-            raise SettingError(f"--r {args.r}: {error}") from None
+        spec = parse_r_option(args.r)
         if not 1 <= args.scale <= 16:
             raise SettingError(f"--scale {args.scale} is not valid: give pixels per cell from 1 to 16.")
         if args.clip < 0 or args.start < 0:
@@ -163,19 +160,12 @@ def main(argv: Sequence[str] | None = None) -> None:
         if args.audio is not None:
             _check_file(args.audio)  # before a model is loaded
         classes = None
-        try:
+        with checkpoint_errors(args.checkpoint):
             if args.model in EMBEDDED:
                 model, classes, _ = load_embedded_model(args.checkpoint or EMBEDDED[args.model])
             else:
                 model = load_model(args.model, checkpoint=args.checkpoint, num_classes=args.num_classes)
-        except FileNotFoundError as error:
-            raise DataError(str(error)) from None
-        except ValueError as error:
-            raise SettingError(f"--checkpoint {args.checkpoint}: {error}") from None
-        try:
-            check_schedule(spec, len(model.blocks))
-        except (TypeError, ValueError) as error:
-            raise SettingError(f"--r {args.r}: {error}") from None
+        check_r_option(spec, args.r, len(model.blocks))
         if args.audio is None:
             if (model.target_length, model.num_mel_bins) != (SPOKEN_WORDS.target_length, SPOKEN_WORDS.num_mel_bins):
                 raise SettingError(
@@ -192,13 +182,7 @@ def main(argv: Sequence[str] | None = None) -> None:
         picture = visualize_spectrogram_merges(
             model, features, spec, prop_attn=not args.no_prop_attn, classes=classes, scale=args.scale
         )
-        out = Path(args.out)
-        out.parent.mkdir(parents=True, exist_ok=True)
-        try:
-            picture.save(out)
-        except (OSError, ValueError) as error:
-            raise SettingError(f"--out {out}: cannot write the picture ({error}); use a .png or .jpg path.") from None
-        print(f"wrote {out}")
+        save_picture(picture, args.out)
 
     run()
 

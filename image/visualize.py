@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import math
 from collections.abc import Sequence
-from pathlib import Path
 
 import numpy as np
 import torch
@@ -170,7 +169,7 @@ def main(argv: Sequence[str] | None = None) -> None:
     import argparse
 
     from tokenmerge.core.cli import SettingError, user_errors
-    from tokenmerge.core.schedule import check_schedule, parse_schedule
+    from tokenmerge.core.picture_command import check_r_option, parse_r_option, save_picture
     from tokenmerge.core.state import REDUCTIONS
 
     from .models import CLI_OPTIONS, check_model, load_model
@@ -195,10 +194,7 @@ def main(argv: Sequence[str] | None = None) -> None:
 
     @user_errors
     def run() -> None:
-        try:
-            spec = parse_schedule(args.r)
-        except (TypeError, ValueError) as error:
-            raise SettingError(f"--r {args.r}: {error}") from None
+        spec = parse_r_option(args.r)
         if args.size < 8:
             raise SettingError(f"--size {args.size} is too small: give the panel height in pixels, e.g. 384.")
         pretrained = not args.random_weights
@@ -206,21 +202,12 @@ def main(argv: Sequence[str] | None = None) -> None:
         check_model(args.model, pretrained=pretrained, options=CLI_OPTIONS, **weights)
         image = load_image(args.image)
         model = load_model(args.model, pretrained=pretrained, **weights)
-        try:
-            check_schedule(spec, len(model.blocks))
-        except (TypeError, ValueError) as error:
-            raise SettingError(f"--r {args.r}: {error}") from None
+        check_r_option(spec, args.r, len(model.blocks))
         title = model_title(model) + (" (random weights)" if args.random_weights else "")
         picture = visualize_merges(
             model, image, r=spec, scale_to=args.size, prop_attn=not args.no_prop_attn, method=args.method, title=title
         )
-        out = Path(args.out)
-        out.parent.mkdir(parents=True, exist_ok=True)
-        try:
-            picture.save(out)
-        except (OSError, ValueError) as error:
-            raise SettingError(f"--out {out}: cannot write the picture ({error}); use a .png or .jpg path.") from None
-        print(f"wrote {out}")
+        save_picture(picture, args.out)
 
     run()
 

@@ -98,8 +98,8 @@ def main(argv: Sequence[str] | None = None) -> None:
     """Command line: python -m tokenmerge.video.visualize [VIDEO] [options] (see --help)."""
     import argparse
 
-    from tokenmerge.core.cli import DataError, SettingError, user_errors
-    from tokenmerge.core.schedule import check_schedule, parse_schedule
+    from tokenmerge.core.cli import SettingError, user_errors
+    from tokenmerge.core.picture_command import check_r_option, checkpoint_errors, parse_r_option, save_picture
     from tokenmerge.core.validation import check_path
     from tokenmerge.core.visualize import label_panels
 
@@ -127,10 +127,7 @@ def main(argv: Sequence[str] | None = None) -> None:
 
     @user_errors
     def run() -> None:
-        try:
-            spec = parse_schedule(args.r)
-        except (TypeError, ValueError) as error:
-            raise SettingError(f"--r {args.r}: {error}") from None
+        spec = parse_r_option(args.r)
         if args.frame_height < 8:
             raise SettingError(f"--frame-height {args.frame_height} is too small: give pixels, e.g. 96.")
         if args.clip < 0:
@@ -149,19 +146,12 @@ def main(argv: Sequence[str] | None = None) -> None:
         else:
             clip, mean, std = _read_clip(args.video, sampling), sampling.mean, sampling.std
         classes = None
-        try:
+        with checkpoint_errors(args.checkpoint):
             if args.model == "embedded":
                 model, classes = load_embedded_model(args.checkpoint or WEIGHTS)
             else:
                 model = load_model(args.model, checkpoint=args.checkpoint, num_classes=args.num_classes)
-        except FileNotFoundError as error:
-            raise DataError(str(error)) from None
-        except ValueError as error:
-            raise SettingError(f"--checkpoint {args.checkpoint}: {error}") from None
-        try:
-            check_schedule(spec, len(model.blocks))
-        except (TypeError, ValueError) as error:
-            raise SettingError(f"--r {args.r}: {error}") from None
+        check_r_option(spec, args.r, len(model.blocks))
         weights = "" if args.model == "embedded" or args.checkpoint else " (random weights)"
         title = f"{args.model}{weights}: {args.video or f'held-out moving-objects clip {args.clip}'}"
         tokens = model.num_prefix_tokens + model.patch_embed.num_patches
@@ -180,13 +170,7 @@ def main(argv: Sequence[str] | None = None) -> None:
         out_picture = Image.new("RGB", (rows[0].width, sum(row.height for row in rows)), "white")
         for i, row in enumerate(rows):
             out_picture.paste(row, (0, sum(r.height for r in rows[:i])))
-        out = Path(args.out)
-        out.parent.mkdir(parents=True, exist_ok=True)
-        try:
-            out_picture.save(out)
-        except (OSError, ValueError) as error:
-            raise SettingError(f"--out {out}: cannot write the picture ({error}); use a .png or .jpg path.") from None
-        print(f"wrote {out}")
+        save_picture(out_picture, args.out)
 
     run()
 
