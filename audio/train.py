@@ -13,7 +13,6 @@ Before training, one process measures training samples/s of the model with and w
 from __future__ import annotations
 
 import copy
-import json
 import os
 from pathlib import Path
 
@@ -147,10 +146,7 @@ def run_training(cfg: dict, out_dir: str | Path) -> dict:
     handle = apply_patch(net, r=spec, prop_attn=tome["prop_attn"], method=tome["method"])
     result = train(net, train_set, config, val_dataset=val_set, num_classes=len(classes))
     summary |= {"schedule": handle.schedule(net.patch_embed.num_patches + 1), "metrics": result.metrics}
-    if result.paths:
-        path = Path(out_dir) / "train_results.json"
-        path.write_text(json.dumps(summary, indent=2, default=str) + "\n")
-        print(f"final: {result.metrics}\nwrote {path} and {', '.join(str(p) for p in result.paths.values())}")
+    result.write_summary(summary, out_dir)
     return summary
 
 

@@ -63,6 +63,16 @@ class TrainResult:
     history: list[dict[str, float]]
     paths: dict[str, Path] = field(default_factory=dict)
 
+    def write_summary(self, summary: dict, out_dir: str | Path) -> Path | None:
+        """On the rank that wrote the weights, write ``summary`` as ``out_dir/train_results.json`` and print what
+        was written; elsewhere (other ranks, no out_dir) do nothing and return None."""
+        if not self.paths:
+            return None
+        path = Path(out_dir) / "train_results.json"
+        path.write_text(json.dumps(summary, indent=2, default=str) + "\n")
+        print(f"final: {self.metrics}\nwrote {path} and {', '.join(str(p) for p in self.paths.values())}")
+        return path
+
 
 def _atomic_write(path: Path, write: Callable[[Path], object]) -> Path:
     """``write(tmp)`` then rename onto ``path``: an interrupt leaves the previous file intact, never half a file."""

@@ -17,7 +17,6 @@ Before training, one process measures training samples/s of the model with and w
 from __future__ import annotations
 
 import copy
-import json
 import os
 from dataclasses import replace
 from pathlib import Path
@@ -225,10 +224,7 @@ def run_training(cfg: dict, out_dir: str | Path) -> dict:
     result = train(net, train_set, config, val_dataset=val_set, collate_fn=collate, num_classes=len(classes))
     tokens = net.num_prefix_tokens + net.patch_embed.num_patches
     summary |= {"schedule": handle.schedule(tokens), "metrics": result.metrics}
-    if result.paths:
-        path = Path(out_dir) / "train_results.json"
-        path.write_text(json.dumps(summary, indent=2, default=str) + "\n")
-        print(f"final: {result.metrics}\nwrote {path} and {', '.join(str(p) for p in result.paths.values())}")
+    result.write_summary(summary, out_dir)
     return summary
 
 
