@@ -72,14 +72,18 @@ def _place_labels(fig: Figure, ax, labels: list[tuple[str, float, float]]) -> No
             note.remove()
 
 
-def plot_accuracy_vs_speed(rows: list[dict], path: str | Path, title: str = "") -> Path:
-    """Draw :func:`accuracy_speed_figure` and save it as a PNG; returns the path."""
-    fig = accuracy_speed_figure(rows, title)
+def save_figure(fig: Figure, path: str | Path) -> Path:
+    """Save ``fig`` as a PNG at ``path`` (folders created) and close it; returns the path."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     fig.savefig(path, dpi=120)
     plt.close(fig)
     return path
+
+
+def plot_accuracy_vs_speed(rows: list[dict], path: str | Path, title: str = "") -> Path:
+    """Draw :func:`accuracy_speed_figure` and save it as a PNG; returns the path."""
+    return save_figure(accuracy_speed_figure(rows, title), path)
 
 
 def speedup_figure(rows: list[dict], title: str = "") -> Figure:
@@ -115,9 +119,4 @@ def speedup_figure(rows: list[dict], title: str = "") -> Figure:
 
 def plot_speedup_vs_r(rows: list[dict], path: str | Path, title: str = "") -> Path:
     """Draw :func:`speedup_figure` and save it as a PNG; returns the path."""
-    fig = speedup_figure(rows, title)
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, dpi=120)
-    plt.close(fig)
-    return path
+    return save_figure(speedup_figure(rows, title), path)
