@@ -1,21 +1,18 @@
 """The ``tokenmerge`` console script: help on every level, commands routed, user errors as one line."""
 
 import json
-import os
 import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 from PIL import Image
 
+from tests.commands import run_module
 from tokenmerge.app.main import main
 
 
 def _tokenmerge(*args: str) -> subprocess.CompletedProcess:
-    env = {k: v for k, v in os.environ.items() if k not in ("HYDRA_FULL_ERROR", "TOKENMERGE_DEBUG")}
-    command = [sys.executable, "-m", "tokenmerge.app.main", *args]
-    return subprocess.run(command, capture_output=True, text=True, timeout=300, env=env)
+    return run_module("tokenmerge.app.main", *args)
 
 
 REPO = Path(__file__).resolve().parents[2]

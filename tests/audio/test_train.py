@@ -4,7 +4,6 @@ from an AudioMAE pre-training checkpoint (encoder loaded, decoder skipped, new h
 import json
 import os
 import subprocess
-import sys
 from pathlib import Path
 
 import pytest
@@ -12,6 +11,7 @@ import torch
 from hydra import compose, initialize_config_module
 from omegaconf import OmegaConf
 
+from tests.commands import run_module
 from tests.torchrun import torchrun
 from tokenmerge.audio import SpectrogramViT, load_checkpoint
 from tokenmerge.audio.checkpoint import load_pretrained_encoder
@@ -97,9 +97,7 @@ def test_bad_settings_stop_before_any_work(tmp_path, override, message):
 
 
 def test_run_eval_user_error_is_one_line(tmp_path):
-    command = [sys.executable, "-m", "tokenmerge.audio.run_eval", "tome.r=-5", f"hydra.run.dir={tmp_path}"]
-    env = {k: v for k, v in os.environ.items() if k not in ("HYDRA_FULL_ERROR", "TOKENMERGE_DEBUG")}
-    done = subprocess.run(command, capture_output=True, text=True, timeout=120, env=env)
+    done = run_module("tokenmerge.audio.run_eval", "tome.r=-5", f"hydra.run.dir={tmp_path}", timeout=120)
     assert done.returncode == 2 and done.stderr.strip().count("\n") == 0
     assert done.stderr.startswith("error: tome.r=-5") and "Traceback" not in done.stderr
 

@@ -5,13 +5,13 @@ import json
 import math
 import os
 import subprocess
-import sys
 
 import pytest
 import torch
 from hydra import compose, initialize_config_module
 from omegaconf import OmegaConf
 
+from tests.commands import run_module
 from tests.torchrun import torchrun
 from tokenmerge.core.cli import UserError
 from tokenmerge.video import load_checkpoint
@@ -96,9 +96,7 @@ def test_bad_settings_stop_before_any_work(tmp_path, override, message):
 
 
 def test_a_bad_setting_is_one_line_without_a_traceback(tmp_path):
-    command = [sys.executable, "-m", "tokenmerge.video.train", "tome.r=-3", f"hydra.run.dir={tmp_path}"]
-    env = {k: v for k, v in os.environ.items() if k not in ("HYDRA_FULL_ERROR", "TOKENMERGE_DEBUG")}
-    done = subprocess.run(command, capture_output=True, text=True, timeout=120, env=env)
+    done = run_module("tokenmerge.video.train", "tome.r=-3", f"hydra.run.dir={tmp_path}", timeout=120)
     assert done.returncode == 2 and done.stderr.strip().count("\n") == 0, done.stderr[-2000:]
     assert done.stderr.startswith("error: tome.r=-3") and "Traceback" not in done.stderr
     assert not (tmp_path / "train_results.json").exists()
