@@ -77,8 +77,9 @@ def setting_rows(name: str, setting: PaperSetting, batch: int, args) -> list[dic
     base = setting.build().eval().to(args.device, dtype)
     variants = {"unpatched": base}
     for scope in setting.scopes or (None,):
-        variants[f"ToMe {scope}" if scope else "ToMe"] = copy.deepcopy(base)
-        setting.patch(variants[f"ToMe {scope}" if scope else "ToMe"], "tome", scope)
+        name = f"ToMe {scope}" if scope else "ToMe"
+        variants[name] = copy.deepcopy(base)
+        setting.patch(variants[name], "tome", scope)
     variants["random drop"] = copy.deepcopy(base)
     setting.patch(variants["random drop"], "random_drop", setting.scopes[0] if setting.scopes else None)
     inputs = setting.inputs(base, batch).to(args.device, dtype)
