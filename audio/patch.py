@@ -30,6 +30,7 @@ def apply_patch(
     prop_attn: bool = True,
     trace_source: bool = False,
     method: str = "tome",
+    attention: str = "mask",
 ) -> ToMeHandle:
     """Make a SpectrogramViT merge tokens; returns the shared handle (``handle.remove()`` undoes it).
 
@@ -40,10 +41,14 @@ def apply_patch(
             evaluated without fine-tuning, as the paper does).
         trace_source: record which input patches each token holds (for visualization).
         method: "tome", "random_merge" or "random_drop".
+        attention: how merged blocks add the log-size bias, "mask" (SDPA's float mask) or "folded" (no mask,
+            so SDPA can use its CUDA flash kernel; see :mod:`tokenmerge.core.attention`).
 
     Example:
         >>> model = tokenmerge.audio.create_model("vit_base_patch16")
         >>> handle = apply_patch(model, r=20)       # 512 tokens -> 272 over 12 blocks
         >>> logits = model(torch.randn(2, 1, 1024, 128))
     """
-    return patch_model(model, SpectrogramAdapter(), r, prop_attn=prop_attn, trace_source=trace_source, method=method)
+    return patch_model(
+        model, SpectrogramAdapter(), r, prop_attn=prop_attn, trace_source=trace_source, method=method, attention=attention
+    )

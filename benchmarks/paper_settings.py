@@ -9,6 +9,10 @@ writes JSON. The per-modality scripts sweep r and draw the speedup-vs-r plots.
 
     python benchmarks/paper_settings.py --settings image-vit-s --batches 1 4              # a few minutes on CPU
     python benchmarks/paper_settings.py --device cuda --dtype float16 --batches 1 64 --compile  # all, on a GPU
+    python benchmarks/paper_settings.py --device cuda --dtype float16 --attention mask folded  # the bias's cost
+
+``--attention mask folded`` times ToMe both with the log-size bias as SDPA's float mask and folded into extra head
+channels (no mask: on CUDA, SDPA's flash kernel, as the unpatched baseline; see ``tokenmerge.core.attention``).
 """
 
 from __future__ import annotations
@@ -23,6 +27,7 @@ import torch
 from tokenmerge.audio import apply_patch as audio_patch
 from tokenmerge.audio import create_model as audio_model
 from tokenmerge.core import write_json
+from tokenmerge.core.attention import ATTENTION_KERNELS
 from tokenmerge.core.benchmark import compare_variants
 from tokenmerge.image import apply_patch as image_patch
 from tokenmerge.video import apply_patch as video_patch
@@ -45,13 +50,13 @@ class PaperSetting:
             return timm.create_model(self.model, pretrained=False)
         return (video_model if self.modality == "video" else audio_model)(self.model)
 
-    def patch(self, model: torch.nn.Module, method: str, scope: str | None) -> None:
+    def patch(self, model: torch.nn.Module, method: str, scope: str | None, attention: str = "mask") -> None:
         if self.modality == "image":
-            image_patch(model, r=self.r, method=method)
+            image_patch(model, r=self.r, method=method, attention=attention)
         elif self.modality == "video":
-            video_patch(model, r=self.r, method=method, merge_scope=scope, prop_attn=False)
+            video_patch(model, r=self.r, method=method, merge_scope=scope, prop_attn=False, attention=attention)
         else:
-            audio_patch(model, r=self.r, method=method)
+            audio_patch(model, r=self.r, method=method, attention=attention)
 
     def inputs(self, model: torch.nn.Module, batch: int) -> torch.Tensor:
         if self.modality == "image":
@@ -77,9 +82,10 @@ def setting_rows(name: str, setting: PaperSetting, batch: int, args) -> list[dic
     base = setting.build().eval().to(args.device, dtype)
     variants = {"unpatched": base}
     for scope in setting.scopes or (None,):
-        name = f"ToMe {scope}" if scope else "ToMe"
-        variants[name] = copy.deepcopy(base)
-        setting.patch(variants[name], "tome", scope)
+        for attention in args.attention:
+            name = " ".join(part for part in ("ToMe", scope, "" if attention == "mask" else attention) if part)
+            variants[name] = copy.deepcopy(base)
+            setting.patch(variants[name], "tome", scope, attention)
     variants["random drop"] = copy.deepcopy(base)
     setting.patch(variants["random drop"], "random_drop", setting.scopes[0] if setting.scopes else None)
     inputs = setting.inputs(base, batch).to(args.device, dtype)
@@ -103,10 +109,17 @@ def main() -> None:
     parser.add_argument("--warmup", type=int, default=1)
     parser.add_argument("--threads", type=int, default=1)
     parser.add_argument("--compile", action="store_true", help="torch.compile(fullgraph=True) every variant")
+    parser.add_argument(
+        "--attention",
+        nargs="+",
+        default=["mask"],
+        choices=list(ATTENTION_KERNELS),
+        help="how ToMe adds the log-size bias (each one given is timed; 'folded' keeps SDPA without a float mask)",
+    )
     parser.add_argument("--out", default="results/paper_settings.json")
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
-    header = f"{'setting':<15}{'batch':>6}{'variant':>16}{'items/s':>10}{'speedup':>9}{'ideal':>8}{'of ideal':>9}"
+    header = f"{'setting':<15}{'batch':>6}{'variant':>22}{'items/s':>10}{'speedup':>9}{'ideal':>8}{'of ideal':>9}"
     print(header + f"{'vs drop':>9}")
     rows = []
     for name in args.settings:
@@ -116,7 +129,7 @@ def main() -> None:
                 behind = row["behind_random_drop"]
                 gap = "" if behind is None else f"{-100 * behind:>8.1f}%"
                 print(
-                    f"{name:<15}{batch:>6}{row['variant']:>16}{row['samples_per_s']:>10.2f}{row['speedup']:>8.2f}x"
+                    f"{name:<15}{batch:>6}{row['variant']:>22}{row['samples_per_s']:>10.2f}{row['speedup']:>8.2f}x"
                     f"{row['ideal_speedup']:>7.2f}x{row['of_ideal']:>9.2f}{gap}",
                     flush=True,
                 )

@@ -30,6 +30,7 @@ from dataclasses import dataclass, field, fields
 import torch
 from torch import Tensor, nn
 
+from .attention import check_kernel
 from .block import check_block, merging_block_forward
 from .layout import TIMM_BLOCK, BlockLayout
 from .merge import initial_source
@@ -94,6 +95,7 @@ class ModelAdapter:
         prop_attn: bool,
         method: str,
         groups: int,
+        attention: str = "mask",
     ) -> Tensor:
         """One block with merging, [B, N, C] -> [B, N - r, C] (default: core.merging_block_forward with ``layout``)."""
         return merging_block_forward(
@@ -106,6 +108,7 @@ class ModelAdapter:
             method=method,
             groups=groups,
             layout=self.layout,
+            attention=attention,
         )
 
 
@@ -119,6 +122,8 @@ class ToMeConfig:
         trace_source: build the source map (for visualization and unmerging).
         method: "tome", or an ablation baseline "random_merge" / "random_drop".
         merge_scope: which tokens may merge together (None: the adapter's default, e.g. "spacetime" for video).
+        attention: how merged blocks add the log-size bias: "mask" (SDPA's float mask) or "folded" (in extra
+            head channels, so SDPA runs without a mask; see :mod:`tokenmerge.core.attention`).
     """
 
     r: ScheduleSpec = 0
@@ -126,6 +131,7 @@ class ToMeConfig:
     trace_source: bool = False
     method: str = "tome"
     merge_scope: str | None = None
+    attention: str = "mask"
     num_layers: int | None = field(default=None, repr=False)
     scopes: tuple[str, ...] | None = field(default=None, repr=False)
 
@@ -134,6 +140,8 @@ class ToMeConfig:
             check_schedule(value, getattr(self, "num_layers", None))
         elif name == "method" and value not in REDUCTIONS:
             raise ValueError(f"Unknown method {value!r}; choose one of {sorted(REDUCTIONS)}.")
+        elif name == "attention":
+            check_kernel(value)
         elif name in ("prop_attn", "trace_source") and not isinstance(value, bool):
             raise TypeError(f"{name} must be True or False; got {value!r}.")
         elif name == "merge_scope" and value is not None and getattr(self, "scopes", None) is not None:
@@ -209,7 +217,15 @@ class ToMeHandle:
         groups, protected = adapter.num_groups(model, self.merge_scope), self.protected
         for block, r in zip(adapter.blocks(model), self.schedule(x.shape[1])):
             x = adapter.block_forward(
-                block, x, state, r, protected=protected, prop_attn=config.prop_attn, method=config.method, groups=groups
+                block,
+                x,
+                state,
+                r,
+                protected=protected,
+                prop_attn=config.prop_attn,
+                method=config.method,
+                groups=groups,
+                attention=config.attention,
             )
         return adapter.finish(model, x), state
 
@@ -282,6 +298,7 @@ def patch_model(
     trace_source: bool = False,
     method: str = "tome",
     merge_scope: str | None = None,
+    attention: str = "mask",
 ) -> ToMeHandle:
     """Make ``model`` merge tokens, as ``adapter`` describes it; returns the handle (``handle.remove()`` undoes it).
 
@@ -296,8 +313,13 @@ def patch_model(
         trace_source: record which input patches each token holds (``handle.forward_tokens`` returns it).
         method: "tome" (bipartite soft matching) or the baselines "random_merge", "random_drop".
         merge_scope: one of ``adapter.merge_scopes`` (None: the first, the adapter's default).
+        attention: how merged blocks add the log-size bias: "mask" (default, SDPA's float mask) or "folded" (in
+            extra head channels, so SDPA runs without a mask, e.g. on its CUDA flash kernel; see
+            :mod:`tokenmerge.core.attention`).
     """
-    config = ToMeConfig(r=r, prop_attn=prop_attn, trace_source=trace_source, method=method, merge_scope=merge_scope)
+    config = ToMeConfig(
+        r=r, prop_attn=prop_attn, trace_source=trace_source, method=method, merge_scope=merge_scope, attention=attention
+    )
     return ToMeHandle(model, adapter, config)
 
 

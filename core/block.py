@@ -12,9 +12,9 @@ would call it. Padding tokens (size 0, see :class:`~tokenmerge.core.state.TokenS
 
 from __future__ import annotations
 
-import torch.nn.functional as F
 from torch import Tensor, nn
 
+from .attention import biased_attention
 from .layout import TIMM_BLOCK, BlockLayout
 from .scope import grouped_reduction
 from .state import TokenState, get_reduction
@@ -51,7 +51,7 @@ def _apply(modules: list[nn.Module], x: Tensor) -> Tensor:
 
 
 def attention_with_metric(
-    block: nn.Module, x: Tensor, bias: Tensor | None, layout: BlockLayout = TIMM_BLOCK
+    block: nn.Module, x: Tensor, bias: Tensor | None, layout: BlockLayout = TIMM_BLOCK, kernel: str = "mask"
 ) -> tuple[Tensor, Tensor]:
     """The block's multi-head self-attention with an additive score bias, also returning the ToMe metric.
 
@@ -61,6 +61,7 @@ def attention_with_metric(
         bias: [B, 1, 1, N] additive bias on the scores (log-size, -inf for padding; see
             :meth:`TokenState.attention_bias`), or None for plain attention.
         layout: where the block's pieces are.
+        kernel: how attention adds the log-size bias, "mask" or "folded" (see :mod:`tokenmerge.core.attention`).
 
     Returns:
         (out [B, N, C], metric [B, N, D]): the attention branch after ``attn_out``, and keys averaged over heads.
@@ -82,7 +83,7 @@ def attention_with_metric(
         k = k_norm(k)
     dropout = layout.module(block, "attn_dropout")
     p = dropout.p if dropout is not None and block.training else 0.0
-    out = F.scaled_dot_product_attention(q, k, v, attn_mask=bias, dropout_p=p)
+    out = biased_attention(q, k, v, bias, dropout_p=p, kernel=kernel)
     out = out.transpose(1, 2).reshape(batch, tokens, -1)
     heads_norm, gate = layout.module(block, "heads_norm"), layout.module(block, "gate")
     if heads_norm is not None:
@@ -103,6 +104,7 @@ def merging_block_forward(
     method: str = "tome",
     groups: int = 1,
     layout: BlockLayout = TIMM_BLOCK,
+    attention: str = "mask",
 ) -> Tensor:
     """One block with merging between attention and MLP.
 
@@ -117,6 +119,7 @@ def merging_block_forward(
         groups: match within this many equal groups of tokens after the protected ones (a merge scope such
             as a video's frames, see :mod:`tokenmerge.core.scope`); r must then be a multiple of it.
         layout: where the block's pieces are and whether it is pre-norm or post-norm.
+        attention: how attention adds the log-size bias, "mask" or "folded" (see :mod:`tokenmerge.core.attention`).
 
     Returns:
         [B, N - r, C].
@@ -126,10 +129,10 @@ def merging_block_forward(
     attn_residual, mlp_residual = layout.modules(block, "attn_residual"), layout.modules(block, "mlp_residual")
     mlp = layout.modules(block, "mlp")
     if layout.norm_first:
-        attn_out, metric = attention_with_metric(block, attn_norm(x), bias, layout)
+        attn_out, metric = attention_with_metric(block, attn_norm(x), bias, layout, attention)
         x = x + _apply(attn_residual, attn_out)
     else:
-        attn_out, metric = attention_with_metric(block, x, bias, layout)
+        attn_out, metric = attention_with_metric(block, x, bias, layout, attention)
         x = attn_norm(x + _apply(attn_residual, attn_out))
     if r > 0:
         reduction = grouped_reduction(

@@ -64,6 +64,7 @@ def apply_patch(
     prop_attn: bool = True,
     trace_source: bool = False,
     method: str = "tome",
+    attention: str = "mask",
 ) -> ToMeHandle:
     """Make a timm VisionTransformer merge tokens; returns a handle (``handle.remove()`` undoes it).
 
@@ -76,6 +77,8 @@ def apply_patch(
         prop_attn: proportional attention; True for supervised models, False for off-the-shelf MAE models.
         trace_source: record which input patches each token holds (``handle.forward_tokens`` returns it).
         method: "tome" (bipartite soft matching) or the baselines "random_merge", "random_drop".
+        attention: how merged blocks add the log-size bias, "mask" (SDPA's float mask) or "folded" (no mask,
+            so SDPA can use its CUDA flash kernel; see :mod:`tokenmerge.core.attention`).
 
     Example:
         >>> model = timm.create_model("vit_small_patch16_224")
@@ -83,7 +86,9 @@ def apply_patch(
         >>> logits = model(torch.randn(1, 3, 224, 224))
         >>> handle.remove()
     """
-    return patch_model(model, TimmViTAdapter(), r, prop_attn=prop_attn, trace_source=trace_source, method=method)
+    return patch_model(
+        model, TimmViTAdapter(), r, prop_attn=prop_attn, trace_source=trace_source, method=method, attention=attention
+    )
 
 
 def merged_source(handle: ToMeHandle, images: Tensor) -> Tensor:

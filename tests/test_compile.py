@@ -73,3 +73,15 @@ def test_default_backend_compiles_the_patched_image_model():
     image_patch(model, r=8)
     compiled = torch.compile(model, fullgraph=True, dynamic=False)  # inductor
     torch.testing.assert_close(compiled(x), model(x), atol=1e-4, rtol=1e-4)
+
+
+
+@pytest.mark.parametrize("case", ["image", "bert-padded"])
+@torch.no_grad()
+def test_folded_attention_compiles_to_one_graph_with_the_masks_output(case):
+    torch._dynamo.reset()
+    model, handle, run = CASES[case]()
+    expected = run(model)
+    handle.config.attention = "folded"
+    compiled = torch.compile(model, backend=CountingBackend(), fullgraph=True, dynamic=False)
+    torch.testing.assert_close(run(compiled), expected, atol=1e-5, rtol=1e-5)

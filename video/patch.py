@@ -67,6 +67,7 @@ def apply_patch(
     prop_attn: bool = True,
     trace_source: bool = False,
     method: str = "tome",
+    attention: str = "mask",
 ) -> ToMeHandle:
     """Make a SpatiotemporalViT merge tokens; returns the shared handle (``handle.remove()`` undoes it).
 
@@ -77,6 +78,8 @@ def apply_patch(
         prop_attn: proportional attention (off for off-the-shelf MAE-ST checkpoints, as the paper does for MAE models).
         trace_source: record which input patches each token holds.
         method: "tome", "random_merge" or "random_drop".
+        attention: how merged blocks add the log-size bias, "mask" (SDPA's float mask) or "folded" (no mask,
+            so SDPA can use its CUDA flash kernel; see :mod:`tokenmerge.core.attention`).
     """
     return patch_model(
         model,
@@ -86,4 +89,5 @@ def apply_patch(
         trace_source=trace_source,
         method=method,
         merge_scope=merge_scope,
+        attention=attention,
     )

@@ -154,6 +154,17 @@ def test_unsupported_models_get_clear_errors():
         apply_patch(map_vit, r=4)
     with pytest.raises(ValueError, match="Unknown method"):
         apply_patch(_model("class_token"), r=4, method="kmeans")
+    with pytest.raises(ValueError, match="Unknown attention kernel"):
+        apply_patch(_model("class_token"), r=4, attention="flash")
+
+
+@pytest.mark.parametrize("prop_attn", [True, False])
+def test_folded_attention_gives_the_masks_output(prop_attn):
+    model, x = _model("registers_avg_layerscale"), _images()
+    handle = apply_patch(model, r=8, prop_attn=prop_attn)
+    expected = model(x)
+    handle.config.attention = "folded"
+    torch.testing.assert_close(model(x), expected, atol=1e-5, rtol=1e-5)
 
 
 def test_bad_r_fails_at_apply_patch_not_at_the_first_forward():
