@@ -50,5 +50,11 @@ def apply_patch(
         >>> logits = model(torch.randn(2, 1, 1024, 128))
     """
     return patch_model(
-        model, SpectrogramAdapter(), r, prop_attn=prop_attn, trace_source=trace_source, method=method, attention=attention
+        model,
+        SpectrogramAdapter(),
+        r,
+        prop_attn=prop_attn,
+        trace_source=trace_source,
+        method=method,
+        attention=attention,
     )

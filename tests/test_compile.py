@@ -75,7 +75,6 @@ def test_default_backend_compiles_the_patched_image_model():
     torch.testing.assert_close(compiled(x), model(x), atol=1e-4, rtol=1e-4)
 
 
-
 @pytest.mark.parametrize("case", ["image", "bert-padded"])
 @torch.no_grad()
 def test_folded_attention_compiles_to_one_graph_with_the_masks_output(case):

@@ -38,7 +38,6 @@ def test_size_bias_shape_and_dtype():
     assert size_bias(None) is None
 
 
-
 @pytest.mark.parametrize("padded", [False, True])
 def test_folded_kernel_equals_explicit_softmax(padded):
     gen = torch.Generator().manual_seed(2)
@@ -58,8 +57,13 @@ def test_folded_kernel_in_half_precision_is_as_close_as_the_mask(dtype):
     size = torch.randint(1, 200, (2, 40, 1), generator=gen).float()
     expected = _explicit(q.double(), k.double(), v.double(), size.double())
     errors = {
-        kernel: (proportional_attention(q.to(dtype), k.to(dtype), v.to(dtype), size.to(dtype), kernel=kernel).double()
-                 - expected).abs().max().item()
+        kernel: (
+            proportional_attention(q.to(dtype), k.to(dtype), v.to(dtype), size.to(dtype), kernel=kernel).double()
+            - expected
+        )
+        .abs()
+        .max()
+        .item()
         for kernel in ("mask", "folded")
     }
     assert errors["folded"] < 2 * errors["mask"] + 1e-3, errors
