@@ -6,6 +6,8 @@ import json
 import time
 from pathlib import Path
 
+from tokenmerge.core.evaluation import seeds_note
+
 
 def markdown_table(rows: list[dict]) -> str:
     """Sweep rows as a Markdown table: r, tokens left, top-1 (or mAP), agreement with r=0, throughput, measured and
@@ -42,6 +44,8 @@ def markdown_table(rows: list[dict]) -> str:
     notes = list(dict.fromkeys(row["note"] for row in rows if row.get("note")))
     if notes:
         lines += [""] + [f"\\* {note}" for note in notes]
+    if seeds_note(rows):
+        lines += ["", seeds_note(rows) + "."]
     return "\n".join(lines)
 
 

@@ -11,7 +11,7 @@ import csv
 import logging
 import os
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import torch
@@ -36,15 +36,18 @@ Metrics = Callable[[Tensor, Tensor, Tensor | None], dict[str, float]]
 
 @dataclass(frozen=True)
 class Setting:
-    """One point of a sweep: a reduction method, its schedule spec and (for grouped models) a merge scope."""
+    """One point of a sweep: a reduction method, its schedule spec, (for grouped models) a merge scope, and the
+    seed of the random baselines' draws (ToMe itself is deterministic)."""
 
     method: str = "tome"
     r: ScheduleSpec = 0
     merge_scope: str | None = None
+    seed: int = 0
 
     @property
     def name(self) -> str:
-        return f"{self.method} r={self.r}" + (f" {self.merge_scope}" if self.merge_scope else "")
+        scope = f" {self.merge_scope}" if self.merge_scope else ""
+        return f"{self.method} r={self.r}{scope}" + (f" seed={self.seed}" if self.seed else "")
 
 
 @dataclass
@@ -113,14 +116,22 @@ def _check_settings(handle: ToMeHandle, settings: list[Setting], num_tokens: int
         groups = handle.adapter.num_groups(handle.model, handle.merge_scope)
         note = clamp_note(setting.r, len(handle.adapter.blocks(handle.model)), num_tokens, handle.protected, groups)
         if note:
-            log.warning("%s %s", setting.method, note)
+            if note not in notes.values():  # once per schedule, not once per seed
+                log.warning("%s %s", setting.method, note)
             notes[setting.name] = note
     _configure(handle, settings[0])
     return notes
 
 
 def _cached_predictions(
-    model: nn.Module, loader, device, forward: Forward, input_shape: tuple[int, ...], cache: Path | None, desc: str
+    model: nn.Module,
+    loader,
+    device,
+    forward: Forward,
+    input_shape: tuple[int, ...],
+    cache: Path | None,
+    desc: str,
+    seed: int = 0,
 ) -> tuple[Predictions, int]:
     """A setting's predictions and FLOPs: read from ``cache`` if an earlier run (or a job of this sweep) made them,
     else computed and, on rank 0, written there atomically (parallel jobs never read half a file)."""
@@ -129,7 +140,7 @@ def _cached_predictions(
         log.info("%s: predictions read from %s", desc, cache)
         skipped = [Unreadable(path, error) for path, error in saved["skipped"]]
         return Predictions(saved["logits"], saved["targets"], skipped), int(saved["flops"])
-    preds = predict(model, loader, device, desc=desc, forward=forward)
+    preds = predict(model, loader, device, desc=desc, seed=seed, forward=forward)
     flops = count_flops(model, torch.zeros(1, *input_shape, device=device))
     if cache is not None and current_context().is_main:
         cache.parent.mkdir(parents=True, exist_ok=True)
@@ -210,13 +221,17 @@ def sweep_settings(
                 is_reference = setting == reference
                 file = cache if is_reference and cache is not None else _prediction_file(folder, setting)
                 desc = f"eval {setting.name}" + (" (unmerged)" if is_reference else "")
-                evaluated.append(_cached_predictions(model, loader, device, forward, input_shape, file, desc))
+                evaluated.append(
+                    _cached_predictions(model, loader, device, forward, input_shape, file, desc, setting.seed)
+                )
                 if is_reference and ctx.is_main:
                     report_skipped(evaluated[0][0].skipped)
             speed = None
             if ctx.is_main:  # one process times, alone on its device; the others wait for its numbers
                 batch = torch.randn(throughput_batch, *input_shape, device=device, dtype=dtype)
-                fns = {s.name: _configured_call(handle, s, batch) for s in settings}
+                # speed does not depend on the random draws: each setting is timed once, with seed 0
+                timed = {replace(s, seed=0).name: replace(s, seed=0) for s in settings}
+                fns = {name: _configured_call(handle, s, batch) for name, s in timed.items()}
                 model.to(dtype)
                 torch.set_num_threads(throughput_threads or threads)
                 speed = measure_interleaved(
@@ -235,12 +250,13 @@ def sweep_settings(
         rows = []
         for setting, (preds, flops) in zip(settings, evaluated):
             _configure(handle, setting)
-            measured = speed[setting.name]
+            measured = speed[replace(setting, seed=0).name]
             rows.append(
                 {
                     "method": setting.method,
                     "r": list(setting.r) if isinstance(setting.r, tuple) else setting.r,
                     "merge_scope": handle.merge_scope,
+                    "seed": setting.seed,
                     "schedule": handle.schedule(num_tokens),
                     "tokens_per_layer": handle.tokens_per_layer(num_tokens),
                     "final_tokens": handle.tokens_per_layer(num_tokens)[-1],
@@ -263,6 +279,33 @@ def sweep_settings(
         return rows
 
 
+#: Row fields that :func:`average_over_seeds` averages (the others are the same for every seed).
+SEED_AVERAGED = ("top1", "top5", "mAP", "agreement", "kl", "samples_per_s", "speedup")
+
+
+def average_over_seeds(rows: list[dict]) -> list[dict]:
+    """Merge the rows of one setting evaluated with several seeds (random baselines) into one row of means.
+
+    A merged row keeps the first row's other fields, lists the ``seeds`` and each seed's score in
+    ``top1_by_seed``/``agreement_by_seed`` (``mAP_by_seed``), and drops ``seed``; rows are kept in first-seen order.
+    """
+    groups: dict[tuple, list[dict]] = {}
+    for row in rows:
+        groups.setdefault((row["method"], str(row["r"]), row["merge_scope"]), []).append(row)
+    merged = []
+    for group in groups.values():
+        row = {key: value for key, value in group[0].items() if key != "seed"}
+        row["seeds"] = [member.get("seed", 0) for member in group]
+        for key in SEED_AVERAGED:
+            if key in row:
+                values = [member[key] for member in group]
+                row[key] = sum(values) / len(values)
+                if key in ("top1", "mAP", "agreement"):
+                    row[f"{key}_by_seed"] = values
+        merged.append(row)
+    return merged
+
+
 def _configured_call(handle: ToMeHandle, setting: Setting, batch: Tensor) -> Callable[[], Tensor]:
     def run():
         torch.manual_seed(0)
@@ -270,6 +313,15 @@ def _configured_call(handle: ToMeHandle, setting: Setting, batch: Tensor) -> Cal
         return handle.model(batch)
 
     return run
+
+
+def seeds_note(rows: list[dict]) -> str:
+    """A line saying which methods' rows are means over seeds (see :func:`average_over_seeds`), or ""."""
+    seeded = {row["method"]: row["seeds"] for row in rows if len(row.get("seeds", ())) > 1}
+    if not seeded:
+        return ""
+    seeds = ", ".join(map(str, next(iter(seeded.values()))))
+    return f"{', '.join(seeded)}: mean over seeds {seeds} (each seed's scores are in results.json)"
 
 
 def format_table(rows: list[dict]) -> str:
@@ -299,6 +351,9 @@ def format_table(rows: list[dict]) -> str:
             f"{row['samples_per_s']:>9.1f}{row['speedup']:>7.2f}x{row['ideal_speedup']:>6.2f}x"
         )
     lines += [f"* {note}" for note in notes]
+    seeded = seeds_note(rows)
+    if seeded:
+        lines.append(seeded)
     skipped = len(rows[0].get("skipped", []))
     if skipped:
         lines.append(f"{skipped} unreadable file{'s' if skipped != 1 else ''} skipped (listed in results.json)")

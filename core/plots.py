@@ -41,7 +41,9 @@ def accuracy_speed_figure(rows: list[dict], title: str = "") -> Figure:
             points = [reference] + [r for r in rows[1:] if line_of(r) == method]
             xs, ys = [p["samples_per_s"] for p in points], [100 * p[metric] for p in points]
             name, _, scope = method.partition(" ")
-            ax.plot(xs, ys, marker="o", label=LABELS.get(name, name) + (f" ({scope})" if scope else ""))
+            seeds = len(points[-1].get("seeds", ()))
+            notes = ([scope] if scope else []) + ([f"mean of {seeds} seeds"] if seeds > 1 else [])
+            ax.plot(xs, ys, marker="o", label=LABELS.get(name, name) + (f" ({', '.join(notes)})" if notes else ""))
             if name == "tome" and scope != "frame":
                 labelled[ax] += [(f"r={p['r']}", x, y) for p, x, y in zip(points, xs, ys)]
         ax.set_xlabel(speed_axis_label(reference))

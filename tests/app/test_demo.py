@@ -10,7 +10,7 @@ from tokenmerge.app.report import markdown_table
 from tokenmerge.image import demo as image_demo
 
 pytestmark = pytest.mark.slow
-TINY = dict(r_values=(4, 8), max_samples=42, throughput_rounds=1)
+TINY = dict(r_values=(4, 8), seeds=(0, 1), max_samples=42, throughput_rounds=1)
 
 
 @pytest.fixture
@@ -34,7 +34,8 @@ def test_report_reuse_resume_and_fresh(tmp_path, count_predictions, capsys):
     assert "## Image" in text and "| tome | 8 | 17 |" in text and "random_drop" in text
     for link in ("image/accuracy_vs_throughput.png", "image/merges.png"):
         assert f"]({link})" in text and (tmp_path / link).is_file()
-    assert len(count_predictions) == 1 + 3 * 2  # the reference and every (method, r)
+    assert len(count_predictions) == 1 + 2 + 2 * 2 * 2  # the reference, ToMe's r and the baselines' (r, seed)
+    assert "random_merge, random_drop: mean over seeds 0, 1 (each seed" in text
     results = json.loads((tmp_path / "image" / "results.json").read_text())
     assert results["environment"]["torch"] and results["environment"]["threads"] >= 1
     assert f"report: {report}" in capsys.readouterr().out
@@ -51,7 +52,7 @@ def test_report_reuse_resume_and_fresh(tmp_path, count_predictions, capsys):
 
     count_predictions.clear()
     demo.run_all(tmp_path, quick=True, only=("image",), fresh=True)
-    assert len(count_predictions) == 7
+    assert len(count_predictions) == 11
 
 
 def test_changed_settings_are_not_resumed(tmp_path, count_predictions, monkeypatch):
@@ -60,7 +61,7 @@ def test_changed_settings_are_not_resumed(tmp_path, count_predictions, monkeypat
     count_predictions.clear()
     monkeypatch.setattr(image_demo, "QUICK", {**TINY, "r_values": (4,)})
     demo.run_all(tmp_path, quick=True, only=("image",))
-    assert len(count_predictions) == 1 + 3  # the saved predictions belonged to other settings: all run again
+    assert len(count_predictions) == 1 + 1 + 2 * 2  # the saved predictions belonged to other settings: all run again
 
 
 def test_unknown_modality_is_a_user_error(tmp_path):

@@ -39,6 +39,32 @@ def test_sweep_rows(setup, tmp_path):
     assert len(format_table(rows).splitlines()) == 6
 
 
+def test_random_baselines_over_seeds_are_drawn_apart_and_averaged(setup, caplog):
+    from tokenmerge.core.evaluation import average_over_seeds
+
+    model, loader = setup
+    settings = [Setting("random_drop", 8, seed=seed) for seed in (0, 1, 2)] + [Setting("random_drop", 1000, seed=1)]
+    with caplog.at_level("WARNING"):
+        rows = sweep(model, loader, settings, throughput_batch=4, throughput_rounds=1)
+    assert [row["seed"] for row in rows] == [0, 0, 1, 2, 1] and settings[1].name == "random_drop r=8 seed=1"
+    assert len({row["kl"] for row in rows[1:4]}) == 3  # each seed draws other tokens
+    assert rows[1]["samples_per_s"] == rows[2]["samples_per_s"] == rows[3]["samples_per_s"]  # timed once
+    assert caplog.text.count("r=1000 clamped") == 1 and rows[4]["note"].startswith("r=1000 clamped")
+    merged = average_over_seeds(rows)
+    assert [(row["method"], row["r"], row["seeds"]) for row in merged] == [
+        ("tome", 0, [0]),
+        ("random_drop", 8, [0, 1, 2]),
+        ("random_drop", 1000, [1]),
+    ]
+    drop = merged[1]
+    assert drop["top1_by_seed"] == [row["top1"] for row in rows[1:4]] and "seed" not in drop
+    assert drop["kl"] == pytest.approx(sum(row["kl"] for row in rows[1:4]) / 3)
+    assert drop["top1"] == pytest.approx(sum(drop["top1_by_seed"]) / 3)
+    assert format_table(merged).endswith(
+        "random_drop: mean over seeds 0, 1, 2 (each seed's scores are in results.json)"
+    )
+
+
 class CountingLoader:
     """A loader that counts how often it is iterated (one pass per evaluated setting)."""
 
