@@ -83,9 +83,9 @@ def setting_rows(name: str, setting: PaperSetting, batch: int, args) -> list[dic
     variants = {"unpatched": base}
     for scope in setting.scopes or (None,):
         for attention in args.attention:
-            name = " ".join(part for part in ("ToMe", scope, "" if attention == "mask" else attention) if part)
-            variants[name] = copy.deepcopy(base)
-            setting.patch(variants[name], "tome", scope, attention)
+            variant = " ".join(part for part in ("ToMe", scope, "" if attention == "mask" else attention) if part)
+            variants[variant] = copy.deepcopy(base)
+            setting.patch(variants[variant], "tome", scope, attention)
     variants["random drop"] = copy.deepcopy(base)
     setting.patch(variants["random drop"], "random_drop", setting.scopes[0] if setting.scopes else None)
     inputs = setting.inputs(base, batch).to(args.device, dtype)

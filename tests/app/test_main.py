@@ -63,6 +63,7 @@ def test_bench_paper_times_a_paper_setting_against_random_dropping(tmp_path):
     rows = json.loads(out.read_text())["results"]
     assert [row["variant"] for row in rows] == ["unpatched", "ToMe", "ToMe folded", "random drop"]
     tome = rows[1]
+    assert {row["setting"] for row in rows} == {"image-vit-s"}
     assert tome["r"] == 13 and tome["batch"] == 1 and abs(tome["ideal_speedup"] - 1.70) < 0.01
     assert abs(tome["behind_random_drop"] - (1 - tome["samples_per_s"] / rows[3]["samples_per_s"])) < 1e-9
 
