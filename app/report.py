@@ -44,8 +44,9 @@ def markdown_table(rows: list[dict]) -> str:
     notes = list(dict.fromkeys(row["note"] for row in rows if row.get("note")))
     if notes:
         lines += [""] + [f"\\* {note}" for note in notes]
-    if seeds_note(rows):
-        lines += ["", seeds_note(rows) + "."]
+    seeded = seeds_note(rows)
+    if seeded:
+        lines += ["", seeded + "."]
     return "\n".join(lines)
 
 

@@ -107,7 +107,7 @@ def _configure(handle: ToMeHandle, setting: Setting) -> None:
 
 def _check_settings(handle: ToMeHandle, settings: list[Setting], num_tokens: int) -> dict[str, str]:
     """Configure every setting once before any work: a bad one fails now. Returns clamping notes by setting name."""
-    notes = {}
+    notes, warned = {}, set()
     for setting in settings:
         try:
             _configure(handle, setting)
@@ -116,8 +116,10 @@ def _check_settings(handle: ToMeHandle, settings: list[Setting], num_tokens: int
         groups = handle.adapter.num_groups(handle.model, handle.merge_scope)
         note = clamp_note(setting.r, len(handle.adapter.blocks(handle.model)), num_tokens, handle.protected, groups)
         if note:
-            if note not in notes.values():  # once per schedule, not once per seed
+            unseeded = replace(setting, seed=0).name
+            if unseeded not in warned:  # once per method and schedule, not once per seed
                 log.warning("%s %s", setting.method, note)
+                warned.add(unseeded)
             notes[setting.name] = note
     _configure(handle, settings[0])
     return notes
