@@ -31,6 +31,7 @@ def apply_patch(
     trace_source: bool = False,
     method: str = "tome",
     attention: str = "mask",
+    seed: int | None = None,
 ) -> ToMeHandle:
     """Make a SpectrogramViT merge tokens; returns the shared handle (``handle.remove()`` undoes it).
 
@@ -43,6 +44,8 @@ def apply_patch(
         method: "tome", "random_merge" or "random_drop".
         attention: how merged blocks add the log-size bias, "mask" (SDPA's float mask) or "folded" (no mask,
             so SDPA can use its CUDA flash kernel; see :mod:`tokenmerge.core.attention`).
+        seed: the random baselines' seed: None draws from torch's global generator; an int gives every sample its
+            own draws (the same in any batch or process; see :class:`tokenmerge.core.ToMeConfig`).
 
     Example:
         >>> model = tokenmerge.audio.create_model("vit_base_patch16")
@@ -57,4 +60,5 @@ def apply_patch(
         trace_source=trace_source,
         method=method,
         attention=attention,
+        seed=seed,
     )

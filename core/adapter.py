@@ -32,10 +32,11 @@ from torch import Tensor, nn
 
 from .attention import check_kernel
 from .block import check_block, merging_block_forward
+from .draws import sample_generators
 from .layout import TIMM_BLOCK, BlockLayout
 from .merge import initial_source
 from .schedule import ScheduleSpec, check_schedule, resolve_schedule, tokens_per_layer
-from .state import REDUCTIONS, TokenState
+from .state import RANDOM_METHODS, REDUCTIONS, TokenState
 from .unsupported import unsupported_model_reason
 
 
@@ -50,6 +51,9 @@ class ModelAdapter:
 
     layout: BlockLayout = TIMM_BLOCK
     merge_scopes: tuple[str, ...] = ("all",)
+    #: Model methods that would run the blocks without merging (timm's intermediate-feature APIs): while patched,
+    #: they refuse with a clear error instead of returning the unmerged model's features.
+    unmerged_paths: tuple[str, ...] = ("forward_intermediates", "get_intermediate_layers")
 
     def check(self, model: nn.Module) -> None:
         """Raise a clear ``TypeError`` if the model cannot be patched: a block that does not fit ``layout``, or
@@ -79,6 +83,11 @@ class ModelAdapter:
     def head(self, model: nn.Module, x: Tensor, state: TokenState, pre_logits: bool = False) -> Tensor:
         """Final tokens [B, N', C] -> logits [B, K] (or pooled features if ``pre_logits``); pool by ``state.size``."""
         raise NotImplementedError
+
+    def head_needs_sizes(self, model: nn.Module) -> bool:
+        """Whether :meth:`head` pools by token size (then the model's own ``forward_head`` must not see merged tokens
+        without their sizes); False for class-token heads. Default True."""
+        return True
 
     def num_groups(self, model: nn.Module, scope: str) -> int:
         """Equal groups of tokens (after the protected ones) that merge only among themselves under ``scope``."""
@@ -124,6 +133,9 @@ class ToMeConfig:
         merge_scope: which tokens may merge together (None: the adapter's default, e.g. "spacetime" for video).
         attention: how merged blocks add the log-size bias: "mask" (SDPA's float mask) or "folded" (in extra
             head channels, so SDPA runs without a mask; see :mod:`tokenmerge.core.attention`).
+        seed: for the random baselines: None draws from torch's global generator; an int gives every sample its
+            own generator seeded from the seed and the sample (:func:`tokenmerge.core.draws.sample_generators`), so
+            the numbers do not depend on batching, order or the number of processes.
     """
 
     r: ScheduleSpec = 0
@@ -132,6 +144,7 @@ class ToMeConfig:
     method: str = "tome"
     merge_scope: str | None = None
     attention: str = "mask"
+    seed: int | None = None
     num_layers: int | None = field(default=None, repr=False)
     scopes: tuple[str, ...] | None = field(default=None, repr=False)
 
@@ -142,6 +155,8 @@ class ToMeConfig:
             raise ValueError(f"Unknown method {value!r}; choose one of {sorted(REDUCTIONS)}.")
         elif name == "attention":
             check_kernel(value)
+        elif name == "seed" and value is not None and (isinstance(value, bool) or not isinstance(value, int)):
+            raise TypeError(f"seed must be an int or None; got {value!r}.")
         elif name in ("prop_attn", "trace_source") and not isinstance(value, bool):
             raise TypeError(f"{name} must be True or False; got {value!r}.")
         elif name == "merge_scope" and value is not None and getattr(self, "scopes", None) is not None:
@@ -171,6 +186,11 @@ class ToMeHandle:
         model.forward = _PatchedForward(self)
         if hasattr(model, "forward_features"):
             model.forward_features = _PatchedForwardFeatures(self)
+        if hasattr(model, "forward_head"):
+            model.forward_head = _PatchedForwardHead(self)
+        for name in adapter.unmerged_paths:
+            if hasattr(model, name):
+                setattr(model, name, _RefusedPath(name))
 
     @property
     def active(self) -> bool:
@@ -214,6 +234,8 @@ class ToMeHandle:
         x = adapter.embed(model, inputs)
         traced = config.trace_source if trace_source is None else trace_source
         state = TokenState.start(x, attention_mask, trace_source=traced)
+        if config.seed is not None and config.method in RANDOM_METHODS:
+            state.generator = sample_generators(config.seed, inputs, device=x.device)
         groups, protected = adapter.num_groups(model, self.merge_scope), self.protected
         for block, r in zip(adapter.blocks(model), self.schedule(x.shape[1])):
             x = adapter.block_forward(
@@ -251,7 +273,8 @@ class ToMeHandle:
         """Restore the model's own forward (a no-op if this patch was already removed or replaced)."""
         if self.active:
             del self.model.forward
-            self.model.__dict__.pop("forward_features", None)
+            for name in patched_methods(self.adapter):
+                self.model.__dict__.pop(name, None)
 
     def __repr__(self) -> str:
         return f"ToMeHandle({type(self.model).__name__}, {self.config}, active={self.active})"
@@ -279,14 +302,65 @@ class _PatchedForward:
         return self.handle.forward_head(tokens, state)
 
 
+#: The attribute of the tokens the patched ``forward_features`` returns that holds their :class:`TokenState`.
+STATE_ATTRIBUTE = "token_state"
+
+
 @dataclass(eq=False)
 class _PatchedForwardFeatures:
-    """Instance-level ``model.forward_features``: returns the merged tokens [B, N', C]."""
+    """Instance-level ``model.forward_features``: returns the merged tokens [B, N', C], carrying their
+    :class:`TokenState` as ``tokens.token_state`` so that ``model.forward_head(tokens)`` pools by size."""
 
     handle: ToMeHandle = field(repr=False)
 
-    def __call__(self, x: Tensor) -> Tensor:
-        return self.handle.forward_tokens(x)[0]
+    def __call__(self, x: Tensor, attention_mask: Tensor | None = None) -> Tensor:
+        tokens, state = self.handle.forward_tokens(x, attention_mask=attention_mask)
+        setattr(tokens, STATE_ATTRIBUTE, state)
+        return tokens
+
+
+@dataclass(eq=False)
+class _PatchedForwardHead:
+    """Instance-level ``model.forward_head``: the adapter's size-weighted head on ``forward_features``'s tokens.
+
+    ``model.forward_head(model.forward_features(x))`` (timm's two-step call) then equals ``model(x)``. Tokens that
+    lost their sizes (a new tensor computed from them) are refused when the head pools by size.
+    """
+
+    handle: ToMeHandle = field(repr=False)
+
+    def __call__(self, x: Tensor, pre_logits: bool = False) -> Tensor:
+        state = getattr(x, STATE_ATTRIBUTE, None)
+        if state is None:
+            adapter, model = self.handle.adapter, self.handle.model
+            if self.handle.config.r != 0 and adapter.head_needs_sizes(model):
+                raise ValueError(
+                    f"{type(model).__name__}.forward_head got tokens without their merge sizes, so it cannot pool "
+                    "them by size while Token Merging is on. Pass the output of model.forward_features(x) as it is "
+                    "(it carries the sizes), or use tokens, state = handle.forward_tokens(x) and "
+                    "handle.forward_head(tokens, state)."
+                )
+            state = TokenState()
+        return self.handle.forward_head(x, state, pre_logits=pre_logits)
+
+
+@dataclass(eq=False)
+class _RefusedPath:
+    """Instance-level stand-in for a method that would run the blocks without merging (see ``unmerged_paths``)."""
+
+    name: str
+
+    def __call__(self, *args, **kwargs):
+        raise RuntimeError(
+            f"model.{self.name} runs the transformer blocks without Token Merging, so while the model is patched it "
+            f"would not give the patched model's features. Call handle.remove() first for the unmerged model's "
+            "features, or use handle.forward_tokens(x) for the merged tokens and their sizes."
+        )
+
+
+def patched_methods(adapter: ModelAdapter) -> tuple[str, ...]:
+    """The instance attributes a patch with ``adapter`` may install besides ``forward`` (``remove`` deletes them)."""
+    return ("forward_features", "forward_head", *adapter.unmerged_paths)
 
 
 def patch_model(
@@ -299,6 +373,7 @@ def patch_model(
     method: str = "tome",
     merge_scope: str | None = None,
     attention: str = "mask",
+    seed: int | None = None,
 ) -> ToMeHandle:
     """Make ``model`` merge tokens, as ``adapter`` describes it; returns the handle (``handle.remove()`` undoes it).
 
@@ -316,9 +391,16 @@ def patch_model(
         attention: how merged blocks add the log-size bias: "mask" (default, SDPA's float mask) or "folded" (in
             extra head channels, so SDPA runs without a mask, e.g. on its CUDA flash kernel; see
             :mod:`tokenmerge.core.attention`).
+        seed: the random baselines' seed (None: torch's global generator; see :class:`ToMeConfig`).
     """
     config = ToMeConfig(
-        r=r, prop_attn=prop_attn, trace_source=trace_source, method=method, merge_scope=merge_scope, attention=attention
+        r=r,
+        prop_attn=prop_attn,
+        trace_source=trace_source,
+        method=method,
+        merge_scope=merge_scope,
+        attention=attention,
+        seed=seed,
     )
     return ToMeHandle(model, adapter, config)
 
@@ -330,7 +412,8 @@ def temporary_patch(model: nn.Module, adapter: ModelAdapter, r: ScheduleSpec = 0
     A patch the user had installed is restored afterwards (its handle is active again), so helpers such as
     visualizations never change the state of a model they were given. ``settings`` as in :func:`patch_model`.
     """
-    saved = {name: model.__dict__[name] for name in ("forward", "forward_features") if name in model.__dict__}
+    names = ("forward", *patched_methods(adapter))
+    saved = {name: model.__dict__[name] for name in names if name in model.__dict__}
     handle = patch_model(model, adapter, r, **settings)
     try:
         yield handle

@@ -136,7 +136,7 @@ def merging_block_forward(
         x = attn_norm(x + _apply(attn_residual, attn_out))
     if r > 0:
         reduction = grouped_reduction(
-            get_reduction(method), metric, r, protected=protected, groups=groups, padding=state.padding
+            get_reduction(method, state.generator), metric, r, protected=protected, groups=groups, padding=state.padding
         )
         x = state.merge(reduction, x)
     if layout.norm_first:

@@ -12,6 +12,7 @@ from dataclasses import dataclass
 import torch
 from torch import Tensor
 
+from .draws import Generators, uniform
 from .matching import _check_tokens, _clamp_r
 
 
@@ -58,7 +59,7 @@ def random_token_dropping(
     *,
     protected: int = 0,
     padding: Tensor | None = None,
-    generator: torch.Generator | None = None,
+    generator: Generators = None,
 ) -> TokenDropping:
     """Choose r random non-protected tokens to drop, independently per sample.
 
@@ -67,7 +68,8 @@ def random_token_dropping(
         r: tokens to drop, clamped like ToMe's r to ``(N - protected) // 2`` so both remove the same count.
         protected: number of leading tokens that are always kept.
         padding: [B, N] True where a token is padding (dropped before any real token), or None.
-        generator: optional ``torch.Generator`` on the metric's device.
+        generator: None (torch's global generator), a ``torch.Generator`` or one per sample, on the metric's device
+            (see :func:`tokenmerge.core.draws.uniform`).
     """
     if metric.dim() != 3:
         raise ValueError(f"metric must have shape [B, N, C]; got {tuple(metric.shape)}.")
@@ -75,7 +77,7 @@ def random_token_dropping(
     r = _clamp_r(num_tokens, r, protected)
     if r == 0:
         return TokenDropping(num_tokens, protected, 0)
-    noise = torch.rand(batch, num_tokens - protected, generator=generator, device=metric.device)
+    noise = uniform(batch, num_tokens - protected, generator=generator, device=metric.device)
     if padding is not None:
         _check_tokens(padding[..., None], num_tokens, "padding")
         noise = noise.masked_fill(padding[:, protected:], -1.0)

@@ -70,23 +70,27 @@ def predict(
     loader: Iterable[Batch],
     device: torch.device | str = "cpu",
     desc: str = "eval",
-    seed: int = 0,
     forward: Forward = plain_forward,
+    dtype: torch.dtype | None = None,
 ) -> Predictions:
     """Run ``forward(model, batch.inputs)`` over a loader of :class:`~tokenmerge.core.data.Batch`; logits on CPU.
 
-    ``seed`` fixes the random baselines' draws so repeated evaluations agree. In a torchrun process group each
+    The random baselines draw per sample from the patch's ``seed`` (see :class:`ToMeConfig`), so their predictions
+    do not depend on batching or on the number of processes. In a torchrun process group each
     process predicts its own shard of ``loader.dataset`` (every world_size-th sample, no padding) and every
-    process returns all shards' predictions in rank order, so every sample counts exactly once.
+    process returns all shards' predictions in rank order, so every sample counts exactly once. ``dtype`` casts
+    floating-point inputs (the model must be in it already); None keeps them as the loader gives them.
     """
     ctx = current_context()
-    torch.manual_seed(seed + ctx.rank)
     model.eval()
     logits, targets, skipped = [], [], []
     for batch in progress(shard_loader(loader, ctx), desc, leave=False, unit="batches"):
         skipped += batch.skipped
         if len(batch.targets):
-            logits.append(forward(model, batch.inputs.to(device)).float().cpu())
+            inputs = batch.inputs.to(device)
+            if dtype is not None and inputs.is_floating_point():
+                inputs = inputs.to(dtype)
+            logits.append(forward(model, inputs).float().cpu())
             targets.append(batch.targets)
     if ctx.distributed:
         shards = gather_objects((logits, targets, skipped), ctx)
@@ -102,7 +106,7 @@ def predict(
 
 def _configure(handle: ToMeHandle, setting: Setting) -> None:
     handle.config.method, handle.config.r = setting.method, setting.r
-    handle.config.merge_scope = setting.merge_scope
+    handle.config.merge_scope, handle.config.seed = setting.merge_scope, setting.seed
 
 
 def _check_settings(handle: ToMeHandle, settings: list[Setting], num_tokens: int) -> dict[str, str]:
@@ -133,24 +137,48 @@ def _cached_predictions(
     input_shape: tuple[int, ...],
     cache: Path | None,
     desc: str,
-    seed: int = 0,
+    dtype: torch.dtype,
 ) -> tuple[Predictions, int]:
-    """A setting's predictions and FLOPs: read from ``cache`` if an earlier run (or a job of this sweep) made them,
-    else computed and, on rank 0, written there atomically (parallel jobs never read half a file)."""
+    """A setting's predictions (computed in ``dtype``) and FLOPs: read from ``cache`` if an earlier run (or a job of
+    this sweep) made them in the same dtype, else computed and, on rank 0, written there atomically (parallel jobs
+    never read half a file)."""
     if cache is not None and cache.is_file():
         saved = torch.load(cache, weights_only=True)
-        log.info("%s: predictions read from %s", desc, cache)
-        skipped = [Unreadable(path, error) for path, error in saved["skipped"]]
-        return Predictions(saved["logits"], saved["targets"], skipped), int(saved["flops"])
-    preds = predict(model, loader, device, desc=desc, seed=seed, forward=forward)
-    flops = count_flops(model, torch.zeros(1, *input_shape, device=device))
+        if saved.get("dtype", "float32") == dtype_name(dtype):
+            log.info("%s: predictions read from %s", desc, cache)
+            skipped = [Unreadable(path, error) for path, error in saved["skipped"]]
+            return Predictions(saved["logits"], saved["targets"], skipped), int(saved["flops"])
+        log.info("%s: %s holds %s predictions, not %s; evaluating again", desc, cache, saved.get("dtype"), dtype)
+    preds = predict(model, loader, device, desc=desc, forward=forward, dtype=dtype)
+    flops = count_flops(model, torch.zeros(1, *input_shape, device=device, dtype=dtype))
     if cache is not None and current_context().is_main:
         cache.parent.mkdir(parents=True, exist_ok=True)
         partial = cache.with_name(f"{cache.name}.{os.getpid()}.tmp")
         skipped = [[s.path, s.error] for s in preds.skipped]
-        torch.save({"logits": preds.logits, "targets": preds.targets, "skipped": skipped, "flops": flops}, partial)
+        saved = {"logits": preds.logits, "targets": preds.targets, "skipped": skipped, "flops": flops}
+        torch.save(saved | {"dtype": dtype_name(dtype)}, partial)
         partial.replace(cache)
     return preds, flops
+
+
+def dtype_name(dtype: torch.dtype) -> str:
+    """torch.float16 -> "float16"."""
+    return str(dtype).removeprefix("torch.")
+
+
+def accuracy_dtype(model: nn.Module, input_shape: tuple[int, ...], device, dtype: torch.dtype) -> torch.dtype:
+    """``dtype`` if the model runs in it on ``device`` (one trial forward), else float32 with a warning.
+
+    The model is left in the dtype returned."""
+    model.to(dtype)
+    try:
+        with torch.inference_mode():
+            model(torch.zeros(1, *input_shape, device=device, dtype=dtype))
+        return dtype
+    except (RuntimeError, NotImplementedError) as error:
+        log.warning("accuracy in float32: the model does not run in %s on %s (%s)", dtype, device, error)
+        model.to(torch.float32)
+        return torch.float32
 
 
 def _prediction_file(folder: Path | None, setting: Setting) -> Path | None:
@@ -194,7 +222,8 @@ def sweep_settings(
         device: where to run.
         throughput_batch, throughput_rounds: batch size and interleaved rounds of the speed measurement.
         throughput_threads: CPU threads while timing (one thread is steadier on small shared machines).
-        dtype: model and input dtype for the speed measurement.
+        dtype: model and input dtype for the predictions (where the model runs in it on ``device``, else float32;
+            rows say which in ``accuracy_dtype``) and for the speed measurement (``speed_dtype``).
         forward: how to get logits from a batch of inputs (e.g. averaging several views).
         metrics: (logits, targets, reference logits) -> named scores.
         reference_cache: a file for the unmerged model's predictions: read if it exists, else written. The jobs
@@ -217,6 +246,7 @@ def sweep_settings(
         num_tokens = adapter.embed(model, torch.zeros(1, *input_shape, device=device)).shape[1]
         notes = _check_settings(handle, settings, num_tokens)
         try:
+            scored_in = accuracy_dtype(model, input_shape, device, dtype)
             evaluated: list[tuple[Predictions, int]] = []
             for setting in progress(settings, "settings", every_step=True, describe=lambda s: s.name):
                 _configure(handle, setting)
@@ -224,7 +254,7 @@ def sweep_settings(
                 file = cache if is_reference and cache is not None else _prediction_file(folder, setting)
                 desc = f"eval {setting.name}" + (" (unmerged)" if is_reference else "")
                 evaluated.append(
-                    _cached_predictions(model, loader, device, forward, input_shape, file, desc, setting.seed)
+                    _cached_predictions(model, loader, device, forward, input_shape, file, desc, scored_in)
                 )
                 if is_reference and ctx.is_main:
                     report_skipped(evaluated[0][0].skipped)
@@ -273,7 +303,8 @@ def sweep_settings(
                     "throughput_batch": throughput_batch,
                     "device": measured.device,
                     "processor": measured.processor,
-                    "dtype": measured.dtype,
+                    "accuracy_dtype": dtype_name(scored_in),
+                    "speed_dtype": measured.dtype,
                     "threads": measured.threads,
                     "world_size": ctx.world_size,
                 }
@@ -310,8 +341,8 @@ def average_over_seeds(rows: list[dict]) -> list[dict]:
 
 def _configured_call(handle: ToMeHandle, setting: Setting, batch: Tensor) -> Callable[[], Tensor]:
     def run():
-        torch.manual_seed(0)
         _configure(handle, setting)
+        handle.config.seed = None  # timing draws from the global generator: no per-sample seeding in the timed path
         return handle.model(batch)
 
     return run

@@ -21,6 +21,9 @@ from dataclasses import dataclass
 import torch
 from torch import Tensor
 
+from .draws import Generators, uniform
+from .merge import exact_dtype
+
 MERGE_MODES = ("mean", "sum", "amax", "amin", "prod")
 
 
@@ -161,7 +164,8 @@ def bipartite_soft_matching(metric: Tensor, r: int, *, protected: int = 0, paddi
     """Match tokens by bipartite soft matching (ToMe, Algorithm 1).
 
     Args:
-        metric: [B, N, C] per-token features to compare (ToMe uses the attention keys averaged over heads).
+        metric: [B, N, C] per-token features to compare (ToMe uses the attention keys averaged over heads). Cosine
+            similarities are computed in float32 (float64 for a float64 metric) whatever the metric's dtype.
         r: tokens to remove. Clamped to ``(N - protected) // 2`` (at most half the mergeable tokens can
             merge in one step); r <= 0 gives the identity.
         protected: number of leading tokens (class, distillation, register tokens) that never merge.
@@ -177,6 +181,7 @@ def bipartite_soft_matching(metric: Tensor, r: int, *, protected: int = 0, paddi
     if r == 0:
         return Matching(num_tokens, protected, 0)
     with torch.no_grad():
+        metric = metric.to(exact_dtype(metric.dtype))  # bfloat16 scores pick other pairs on near-parallel keys
         metric = metric / metric.norm(dim=-1, keepdim=True).clamp_min(torch.finfo(metric.dtype).tiny)
         _, a, b = Matching(num_tokens, protected, r)._split(metric)
         scores = _steer_padding(a @ b.transpose(-1, -2), padding, num_tokens, protected)
@@ -189,14 +194,15 @@ def random_bipartite_matching(
     *,
     protected: int = 0,
     padding: Tensor | None = None,
-    generator: torch.Generator | None = None,
+    generator: Generators = None,
 ) -> Matching:
     """Ablation baseline: the same A/B split and merge, but edges are chosen at random, not by similarity.
 
     Args:
         metric: [B, N, C]; only its shape, dtype and device are used.
         r, protected, padding: as in :func:`bipartite_soft_matching`.
-        generator: optional ``torch.Generator`` (on the metric's device) for reproducible draws.
+        generator: None (torch's global generator), a ``torch.Generator`` or one per sample (on the metric's
+            device; see :func:`tokenmerge.core.draws.uniform`) for reproducible draws.
     """
     if metric.dim() != 3:
         raise ValueError(f"metric must have shape [B, N, C]; got {tuple(metric.shape)}.")
@@ -207,5 +213,5 @@ def random_bipartite_matching(
     rest = num_tokens - protected
     num_a = (rest - protected % 2 + 1) // 2  # set A: even absolute positions after the protected ones
     num_b = rest - num_a
-    scores = torch.rand(batch, num_a, num_b, generator=generator, device=metric.device)
+    scores = uniform(batch, num_a, num_b, generator=generator, device=metric.device)
     return _select_edges(_steer_padding(scores, padding, num_tokens, protected), r, num_tokens, protected)

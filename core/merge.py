@@ -36,6 +36,10 @@ def merge_wavg(reduction: TokenReduction, x: Tensor, size: Tensor | None = None)
 
     Returns:
         (x [B, N - r, C] in x's dtype, size [B, N - r, 1] in size's dtype): merged features and summed sizes.
+
+    The products ``x * size``, their sums and the division are done in float32 (float64 for float64 tokens) and
+    the result is cast back: in float16 a channel of 300 in a token of size 300 would overflow to inf, and in
+    bfloat16 the products would round (a size of 257 becomes 256).
     """
     if size is None:
         size = initial_size(x)
@@ -43,9 +47,17 @@ def merge_wavg(reduction: TokenReduction, x: Tensor, size: Tensor | None = None)
         raise ValueError(
             f"size must have shape {(*x.shape[:2], 1)} to match x {tuple(x.shape)}; got {tuple(size.shape)}."
         )
-    summed = reduction.merge(x * size.to(x.dtype), mode="sum")
+    exact = exact_dtype(x.dtype)
+    summed = reduction.merge(x.to(exact) * size.to(exact), mode="sum")
     size = reduction.merge(size, mode="sum")
-    return summed / size.clamp_min(1).to(x.dtype), size  # sizes are counts; only padding (size 0) is clamped
+    merged = summed / size.to(exact).clamp_min(1)  # sizes are counts; only padding (size 0) is clamped
+    return merged.to(x.dtype), size
+
+
+def exact_dtype(dtype: torch.dtype) -> torch.dtype:
+    """The dtype of merge arithmetic, sizes and similarity scores for tokens of ``dtype``: float32, or float64 for
+    float64 tokens (float16 and bfloat16 are too coarse for sums over hundreds of tokens)."""
+    return torch.promote_types(dtype, torch.float32)
 
 
 def initial_size(x: Tensor) -> Tensor:
@@ -54,7 +66,7 @@ def initial_size(x: Tensor) -> Tensor:
     Sizes are kept in float32 (float64 for float64 tokens) whatever the token dtype: at 1568 tokens a
     float16/bfloat16 size is not exact, and sizes must keep summing to N.
     """
-    return torch.ones(x.shape[0], x.shape[1], 1, device=x.device, dtype=torch.promote_types(x.dtype, torch.float32))
+    return torch.ones(x.shape[0], x.shape[1], 1, device=x.device, dtype=exact_dtype(x.dtype))
 
 
 def initial_source(num_tokens: int, batch: int, *, device=None, dtype=torch.float32) -> Tensor:
@@ -86,7 +98,8 @@ def unmerge_with_source(x: Tensor, source: Tensor) -> Tensor:
         source: [B, N_now, N_orig] 0/1 source map.
 
     Returns:
-        [B, N_orig, C]. Positions held by no token (dropped by pruning) are zero.
+        [B, N_orig, C]. Positions held by no token (dropped by pruning) are zero. Exact in any dtype: each output
+        row has at most one nonzero term.
     """
     if source.shape[:2] != x.shape[:2]:
         raise ValueError(f"source {tuple(source.shape)} does not match x {tuple(x.shape)} in batch and token count.")

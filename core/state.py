@@ -8,14 +8,16 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
+from functools import partial
 
 import torch
 from torch import Tensor
 
 from .attention import size_bias
+from .draws import Generators
 from .dropping import random_token_dropping
 from .matching import bipartite_soft_matching, random_bipartite_matching
-from .merge import TokenReduction, merge_source, merge_wavg
+from .merge import TokenReduction, exact_dtype, merge_source, merge_wavg
 
 #: Token reduction methods by name: ToMe itself and the two ablation baselines.
 REDUCTIONS: dict[str, Callable[..., TokenReduction]] = {
@@ -25,10 +27,17 @@ REDUCTIONS: dict[str, Callable[..., TokenReduction]] = {
 }
 
 
-def get_reduction(name: str) -> Callable[..., TokenReduction]:
-    """The reduction function registered under ``name`` (see :data:`REDUCTIONS`)."""
+#: The methods that draw at random (they take a ``generator``).
+RANDOM_METHODS = ("random_merge", "random_drop")
+
+
+def get_reduction(name: str, generator: Generators = None) -> Callable[..., TokenReduction]:
+    """The reduction function registered under ``name`` (see :data:`REDUCTIONS`); a random method draws from
+    ``generator`` (see :func:`tokenmerge.core.draws.uniform`)."""
     if name not in REDUCTIONS:
         raise ValueError(f"Unknown token reduction method {name!r}; choose one of {sorted(REDUCTIONS)}.")
+    if name in RANDOM_METHODS and generator is not None:
+        return partial(REDUCTIONS[name], generator=generator)
     return REDUCTIONS[name]
 
 
@@ -43,12 +52,15 @@ class TokenState:
         padded: whether some tokens are padding (size 0): they receive no attention, merge with each other
             before real tokens merge (into a real token only when no other pair is left, with weight 0) and
             weigh 0 in pooling.
+        generator: where the random baselines draw from: None (torch's global generator) or one generator per
+            sample (see :func:`tokenmerge.core.draws.sample_generators`).
     """
 
     size: Tensor | None = None
     source: Tensor | None = None
     trace_source: bool = False
     padded: bool = False
+    generator: Generators = None
 
     @classmethod
     def start(cls, x: Tensor, attention_mask: Tensor | None = None, trace_source: bool = False) -> TokenState:
@@ -67,7 +79,7 @@ class TokenState:
             )
         if not torch.compiler.is_compiling():
             _check_mask(attention_mask)
-        size = attention_mask.to(x.device).bool()[..., None].to(torch.promote_types(x.dtype, torch.float32))
+        size = attention_mask.to(x.device).bool()[..., None].to(exact_dtype(x.dtype))
         return cls(size=size, trace_source=trace_source, padded=True)
 
     @property

@@ -27,6 +27,12 @@ CROSS_ATTENTION = (
     "prompt); merging in self-attention would need the same reduction on the other side. Patch the "
     "self-attention-only encoder instead."
 )
+ROTARY = (
+    "rotary position embeddings (RoPE: timm's EVA-02 and *_rope ViTs, DINOv3-style models) rotate every query and "
+    "key by its token's grid position inside each attention; after a merge a token holds patches from several "
+    "positions, so it has no single rotation, and the patched attention would apply none (a silently wrong "
+    "output). Merging in RoPE models is not supported yet; use a model with absolute position embeddings."
+)
 CAUSAL = (
     "the block's attention is causal (a decoder: each token sees only earlier ones); merging mixes positions, and "
     "the patched attention is bidirectional. Token Merging here is for encoder-only self-attention."
@@ -38,19 +44,30 @@ UNSUPPORTED_DESIGNS: tuple[tuple[tuple[str, ...], str], ...] = (
         ("relative_position_bias_table", "relative_position_index", "rel_pos", "rel_pos_h", "rel_pos_bias"),
         RELATIVE_POSITIONS,
     ),
+    (("rope", "rotary_emb", "rotary_pos_emb", "freqs_cis"), ROTARY),
     (("shift_size", "window_partition"), WINDOWS),
     (("crossattention", "cross_attn", "encoder_attn", "cross_attention"), CROSS_ATTENTION),
     (("is_causal", "is_decoder"), CAUSAL),
 )
 #: Class-name fragments that reveal a design the attributes may not (an unshifted Swin block).
-UNSUPPORTED_CLASSES = (("WindowAttention", WINDOWS),)
-#: Model-level attributes: a bias computed once and handed to every block (timm's shared relative positions).
-UNSUPPORTED_MODEL_PARTS = (("shared_rel_pos", RELATIVE_POSITIONS),)
+UNSUPPORTED_CLASSES = (("WindowAttention", WINDOWS), ("Rotary", ROTARY), ("Rope", ROTARY))
+#: Model-level attributes: positions computed once and handed to every block (timm's shared relative positions,
+#: EVA's rotary embedding).
+UNSUPPORTED_MODEL_PARTS = (
+    ("shared_rel_pos", RELATIVE_POSITIONS),
+    ("rope", ROTARY),
+    ("rotary_emb", ROTARY),
+    ("rotary_pos_emb", ROTARY),
+)
+#: Fragments of a block's forward parameters that reveal positions handed in by the model, checked in order:
+#: rotary embeddings first (Hugging Face passes RoPE's (cos, sin) as ``position_embeddings``), then biases.
+PASSED_IN = ((("rope", "rotary", "freqs", "position_embeddings"), ROTARY), (("pos", "bias"), RELATIVE_POSITIONS))
 
 
 def unsupported_reason(block: nn.Module) -> str | None:
-    """Why ``block`` cannot merge tokens (grid-tied relative position bias, window attention, cross-attention,
-    causal attention, a bias passed into its forward), one sentence per design found in it or its submodules;
+    """Why ``block`` cannot merge tokens (grid-tied relative position bias, rotary position embeddings, window
+    attention, cross-attention, causal attention, positions or a bias passed into its forward), one sentence per
+    design found in it or its submodules;
     None when there is none."""
     reasons = {}
     for name, module in block.named_modules():
@@ -62,14 +79,17 @@ def unsupported_reason(block: nn.Module) -> str | None:
         for fragment, reason in UNSUPPORTED_CLASSES:
             if fragment in type(module).__name__ and reason not in reasons:
                 reasons[reason] = f"{name or 'the block'} ({type(module).__name__})"
-    passed_in = [p for p in inspect.signature(block.forward).parameters if "pos" in p or "bias" in p]
-    if passed_in and RELATIVE_POSITIONS not in reasons:
-        reasons[RELATIVE_POSITIONS] = f"forward({passed_in[0]}=...)"
+    for parameter in inspect.signature(block.forward).parameters:
+        for fragments, reason in PASSED_IN:
+            if any(f in parameter for f in fragments):
+                reasons.setdefault(reason, f"forward({parameter}=...)")
+                break
     return " Also: ".join(f"{where} found: {reason}" for reason, where in reasons.items()) or None
 
 
 def unsupported_model_reason(model: nn.Module) -> str | None:
-    """Why ``model`` as a whole cannot merge tokens (a position bias shared by all blocks), or None."""
+    """Why ``model`` as a whole cannot merge tokens (positions shared by all blocks: a relative position bias or a
+    rotary embedding), or None."""
     for marker, reason in UNSUPPORTED_MODEL_PARTS:
         if _has_design(model, marker):
             return f"{marker} found: {reason}"

@@ -45,11 +45,14 @@ class TimmViTAdapter(ModelAdapter):
         x = model._pos_embed(model.patch_embed(inputs))
         return model.norm_pre(model.patch_drop(x))
 
+    def head_needs_sizes(self, model: nn.Module) -> bool:
+        """Average/max pooling with timm's own head needs sizes; a class token (or a model's own head) does not."""
+        return model.global_pool in POOLS and type(model).forward_head is VisionTransformer.forward_head
+
     def head(self, model: nn.Module, x: Tensor, state: TokenState, pre_logits: bool = False) -> Tensor:
         """timm's head, with average pooling weighted by token size (a model's own ``forward_head`` is kept)."""
-        own_head = type(model).forward_head is not VisionTransformer.forward_head
-        if model.global_pool not in POOLS or own_head or state.size is None:
-            return model.forward_head(x, pre_logits=pre_logits)
+        if not self.head_needs_sizes(model) or state.size is None:
+            return type(model).forward_head(model, x, pre_logits=pre_logits)  # the class's, not the patched one
         size = state.size
         if not model.pool_include_prefix:
             x, size = x[:, self.protected(model) :], size[:, self.protected(model) :]
@@ -65,6 +68,7 @@ def apply_patch(
     trace_source: bool = False,
     method: str = "tome",
     attention: str = "mask",
+    seed: int | None = None,
 ) -> ToMeHandle:
     """Make a timm VisionTransformer merge tokens; returns a handle (``handle.remove()`` undoes it).
 
@@ -79,6 +83,8 @@ def apply_patch(
         method: "tome" (bipartite soft matching) or the baselines "random_merge", "random_drop".
         attention: how merged blocks add the log-size bias, "mask" (SDPA's float mask) or "folded" (no mask,
             so SDPA can use its CUDA flash kernel; see :mod:`tokenmerge.core.attention`).
+        seed: the random baselines' seed: None draws from torch's global generator; an int gives every sample its
+            own draws (the same in any batch or process; see :class:`tokenmerge.core.ToMeConfig`).
 
     Example:
         >>> model = timm.create_model("vit_small_patch16_224")
@@ -87,7 +93,14 @@ def apply_patch(
         >>> handle.remove()
     """
     return patch_model(
-        model, TimmViTAdapter(), r, prop_attn=prop_attn, trace_source=trace_source, method=method, attention=attention
+        model,
+        TimmViTAdapter(),
+        r,
+        prop_attn=prop_attn,
+        trace_source=trace_source,
+        method=method,
+        attention=attention,
+        seed=seed,
     )
 
 

@@ -131,3 +131,31 @@ def test_the_reference_pass_is_cached_for_the_jobs_of_a_sweep(setup, tmp_path):
     assert counting.passes == 3  # only the new setting read the data
     assert second[0]["top1"] == first[0]["top1"] and second[1]["agreement"] <= 1
     assert second[0]["gflops"] == first[0]["gflops"]
+
+
+def test_accuracy_is_computed_in_the_configured_dtype_and_rows_say_so(setup, tmp_path):
+    model, loader = setup
+    cache = tmp_path / "reference.pt"
+    rows = sweep(
+        model,
+        loader,
+        [Setting("tome", 8)],
+        throughput_batch=4,
+        throughput_rounds=1,
+        dtype=torch.bfloat16,
+        reference_cache=cache,
+    )
+    assert [(row["accuracy_dtype"], row["speed_dtype"]) for row in rows] == [("bfloat16", "bfloat16")] * 2
+    assert next(model.parameters()).dtype == torch.float32  # the sweep puts the model back
+    batches = [batch.inputs for batch in loader]
+    with torch.inference_mode():
+        in_float32 = torch.cat([model(inputs) for inputs in batches])
+        model.to(torch.bfloat16)
+        in_bfloat16 = torch.cat([model(inputs.to(torch.bfloat16)).float() for inputs in batches])
+    model.float()
+    saved = torch.load(cache, weights_only=True)["logits"]
+    assert (in_bfloat16 - in_float32).abs().amax() > 1e-3  # the two dtypes are told apart
+    torch.testing.assert_close(saved, in_bfloat16, rtol=0, atol=0)
+    rows = sweep(model, loader, [], throughput_batch=4, throughput_rounds=1, reference_cache=cache)
+    assert rows[0]["accuracy_dtype"] == "float32"
+    torch.testing.assert_close(torch.load(cache, weights_only=True)["logits"], in_float32)  # not the bfloat16 cache

@@ -186,3 +186,67 @@ def test_patched_model_compiles_to_one_graph():
     expected = model(x)
     compiled = torch.compile(model, backend="aot_eager", fullgraph=True)
     torch.testing.assert_close(compiled(x), expected)
+
+
+@pytest.mark.parametrize("name", ["avg_pool", "registers_avg_layerscale", "class_token"])
+def test_timms_two_step_call_equals_the_patched_forward(name):
+    # timm users and timm's own tools call forward_head(forward_features(x)); after a merge the head must pool by size.
+    model, x = _model(name), _images()
+    handle = apply_patch(model, r=8)
+    features = model.forward_features(x)
+    assert features.shape[1] == handle.tokens_per_layer(65 + handle.protected - 1)[-1] < 64
+    torch.testing.assert_close(model.forward_head(features), model(x), rtol=0, atol=0)
+    pooled = model.forward_head(features, pre_logits=True)
+    torch.testing.assert_close(model.head(pooled), model(x), rtol=1e-6, atol=1e-6)
+
+
+def test_forward_head_refuses_tokens_without_sizes_and_unmerged_paths_refuse():
+    model, x = _model("avg_pool"), _images()
+    handle = apply_patch(model, r=8)
+    with pytest.raises(ValueError, match="without their merge sizes"):
+        model.forward_head(model.forward_features(x) * 1.0)  # a new tensor: the sizes are gone
+    for name in ("forward_intermediates", "get_intermediate_layers"):
+        with pytest.raises(RuntimeError, match=f"model.{name} runs the transformer blocks without Token Merging"):
+            getattr(model, name)(x)
+    handle.config.r = 0  # nothing merges: plain tokens pool as they are
+    torch.testing.assert_close(model.forward_head(model.forward_features(x) * 1.0), model(x))
+    handle.remove()
+    assert not {"forward_head", "forward_intermediates", "get_intermediate_layers"} & set(model.__dict__)
+    assert len(model.forward_intermediates(x, intermediates_only=True)) == 3  # timm's own method is back
+
+
+@pytest.mark.parametrize("method", ["random_merge", "random_drop"])
+def test_seeded_random_baselines_draw_per_sample(method):
+    # A sample's draws do not depend on its batch (or process): the numbers of a sweep do not depend on sharding.
+    model, x = _model("class_token"), _images(4)
+    handle = apply_patch(model, r=8, method=method, seed=3)
+    batched = model(x)
+    torch.testing.assert_close(torch.cat([model(x[i : i + 1]) for i in range(4)]), batched, rtol=1e-5, atol=1e-5)
+    torch.testing.assert_close(model(x.flip(0)), batched.flip(0), rtol=1e-5, atol=1e-5)
+    handle.config.seed = 4
+    assert (model(x) - batched).abs().amax() > 1e-3  # another seed draws other tokens
+    torch.manual_seed(0)  # the global generator plays no part
+    handle.config.seed = 3
+    torch.testing.assert_close(model(x), batched)
+
+
+def test_rotary_position_vits_are_refused_with_the_reason():
+    import timm
+
+    from tokenmerge.core import BlockLayout, check_block
+
+    eva = timm.create_model("vit_small_patch16_rope_224", pretrained=False, img_size=32, patch_size=8, depth=1)
+    with pytest.raises(TypeError, match="rotary position embeddings"):
+        apply_patch(eva, r=2)
+    # A user's own layout over EVA's block (which takes the rotation as an argument) is refused for the same reason.
+    own_layout = BlockLayout(
+        norm_first=True,
+        attn_norm="norm1",
+        mlp_norm="norm2",
+        num_heads="attn.num_heads",
+        qkv="attn.qkv",
+        attn_out=("attn.proj",),
+        mlp=("mlp",),
+    )
+    with pytest.raises(TypeError, match=r"rotary position embeddings"):
+        check_block(eva.blocks[0], "blocks[0]", own_layout)
