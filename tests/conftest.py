@@ -23,3 +23,9 @@ def pytest_collection_modifyitems(config, items):
     for item in items:
         if "gpu" in item.keywords:
             item.add_marker(skip)
+
+
+if os.environ.get("TOKENMERGE_MUTANT"):  # the mutation test runs the suite against one deliberate breakage
+    from tests.mutants import BY_NAME, MUTANT_VARIABLE
+
+    BY_NAME[os.environ[MUTANT_VARIABLE]].apply()

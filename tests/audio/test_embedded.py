@@ -31,7 +31,7 @@ def test_a_few_training_steps_with_merging_save_a_loadable_model(tmp_path):
 
 
 @pytest.mark.skipif(not WEIGHTS_TOME.is_file(), reason="embedded audio weights not trained yet")
-def test_shipped_models_beat_chance_on_unseen_voices():
+def test_shipped_models_keep_their_predictions_under_merging_on_unseen_voices():
     data = SpokenWordsDataset(100, seed=5, split="val", train=False, utterances_per_word=10)
     features = torch.stack([data[i][0] for i in range(100)])
     labels = torch.tensor([data[i][1] for i in range(100)])
@@ -42,5 +42,11 @@ def test_shipped_models_beat_chance_on_unseen_voices():
             handle = apply_patch(model, r=8)
             merged = model(features)
             handle.remove()
-        assert (plain.argmax(-1) == labels).float().mean() > 0.25  # chance is 0.10
-        assert (merged.argmax(-1) == plain.argmax(-1)).float().mean() > 0.5
+            handle = apply_patch(model, r=8, method="random_drop", seed=0)
+            dropped = model(features)
+            handle.remove()
+        # Measured on these 100 clips: top-1 55% and 56% (chance 10%); ToMe r=8 agrees with the unmerged model on 99%
+        # and 100%, random dropping on 87% and 82%.
+        agreement = (merged.argmax(-1) == plain.argmax(-1)).float().mean()
+        assert (plain.argmax(-1) == labels).float().mean() >= 0.53 and agreement >= 0.98
+        assert (dropped.argmax(-1) == plain.argmax(-1)).float().mean() < agreement - 0.08

@@ -44,7 +44,6 @@ def test_one_process_trains_with_merging_and_reports_both_throughputs(tmp_path):
     summary = run_training(_config([*TINY, "throughput_rounds=1"]), tmp_path)
     assert summary["schedule"] == [8] * 6 and summary["metrics"]["step"] == 4
     assert set(summary["training_samples_per_s"]) == {"unmerged", "merged", "batch", "device"}
-    assert 0 <= summary["metrics"]["val_top1"] <= 1
     saved = json.loads((tmp_path / "train_results.json").read_text())
     assert saved["classes"] == list(WORDS)
     model = SpectrogramViT(target_length=128, num_mel_bins=128, embed_dim=128, depth=6, num_heads=4, num_classes=10)

@@ -16,7 +16,8 @@ def test_demo_writes_table_json_plot_and_merges(tmp_path, monkeypatch):
         tmp_path / "demo", r_values=(8,), methods=("tome", "random_drop"), per_class=2, throughput_rounds=1, workers=0
     )
     assert [(r["method"], r["r"]) for r in rows] == [("tome", 0), ("tome", 8), ("random_drop", 8)]
-    assert rows[0]["top1"] > 1 / 21  # the embedded model is better than chance on held-out crops
+    # Measured on these 42 held-out crops: r=0 top-1 92.9%; ToMe r=8 agrees on 100%, random dropping on 94.4%.
+    assert rows[0]["top1"] >= 0.9 and rows[1]["agreement"] >= 0.97 and rows[2]["agreement"] < rows[1]["agreement"]
     payload = json.loads((tmp_path / "demo" / "results.json").read_text())
     assert len(payload["results"]) == 3 and payload["training"]["seed"] == 0
     assert Image.open(tmp_path / "demo" / "accuracy_vs_throughput.png").size[0] > 500

@@ -45,7 +45,7 @@ def test_one_process_trains_with_merging_and_reports_both_throughputs(tmp_path):
     summary = run_training(_config([*TINY, "throughput_rounds=1"]), tmp_path)
     assert summary["schedule"] == [16] * 4 and summary["metrics"]["step"] == 4 and summary["world_size"] == 1
     assert {"unmerged", "merged", "batch"} <= set(summary["training_samples_per_s"])
-    assert _finite(summary["metrics"]) and 0 <= summary["metrics"]["val_top1"] <= 1
+    assert _finite(summary["metrics"])
     saved = json.loads((tmp_path / "train_results.json").read_text())
     assert saved["classes"] == list(CLASSES) and saved["metrics"] == summary["metrics"]
     load_checkpoint(create_embedded_model(len(CLASSES)), tmp_path / "model.safetensors")  # the patch adds no weights
