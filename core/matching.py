@@ -145,7 +145,8 @@ def _steer_padding(scores: Tensor, padding: Tensor | None, num_tokens: int, prot
 def _select_edges(scores: Tensor, r: int, num_tokens: int, protected: int) -> Matching:
     """Keep the r best A->B edges. scores: [B, N_A, N_B] edge weights (higher merges first)."""
     node_max, node_idx = scores.max(dim=-1)  # [B, N_A]: each A token's best B partner
-    edge_idx = node_max.argsort(dim=-1, descending=True)[..., None]  # [B, N_A, 1]
+    # stable: equal weights (padding edges, all +-2) keep position order, the same on every device
+    edge_idx = node_max.argsort(dim=-1, descending=True, stable=True)[..., None]  # [B, N_A, 1]
     src_idx = edge_idx[:, :r]
     unm_idx = edge_idx[:, r:].sort(dim=1).values
     dst_idx = node_idx[..., None].gather(1, src_idx)
