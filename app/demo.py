@@ -22,7 +22,7 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from tokenmerge.core.cli import SettingError, user_errors
+from tokenmerge.experiments.cli import SettingError, user_errors
 
 from .report import write_report
 

@@ -23,7 +23,7 @@ import runpy
 import sys
 from pathlib import Path
 
-from tokenmerge.core.cli import DataError, user_errors
+from tokenmerge.experiments.cli import DataError, user_errors
 
 from . import demo
 

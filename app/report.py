@@ -6,7 +6,7 @@ import json
 import time
 from pathlib import Path
 
-from tokenmerge.core.evaluation import seeds_note
+from tokenmerge.experiments.evaluation import seeds_note
 
 
 def markdown_table(rows: list[dict]) -> str:

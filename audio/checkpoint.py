@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from tokenmerge.core.checkpoint import load_state_dict_exactly, read_state_dict
+from tokenmerge.experiments.checkpoint import load_state_dict_exactly, read_state_dict
 
 from .model import SpectrogramViT
 

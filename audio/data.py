@@ -17,8 +17,8 @@ Indexes (relative file paths are relative to the index's folder):
   one per line) or a class-index CSV. Targets are class indices.
 
 A missing, corrupt or undecodable file never stops an evaluation: its item is an
-:class:`~tokenmerge.core.data.Unreadable` record (path and reason), which
-:func:`~tokenmerge.core.data.collate_skipping` logs, drops and lists in the batch's ``skipped``.
+:class:`~tokenmerge.experiments.data.Unreadable` record (path and reason), which
+:func:`~tokenmerge.experiments.data.collate_skipping` logs, drops and lists in the batch's ``skipped``.
 """
 
 from __future__ import annotations
@@ -37,7 +37,7 @@ import torchaudio
 from torch import Tensor
 from torch.utils.data import DataLoader, Dataset, Subset
 
-from tokenmerge.core.data import Unreadable, collate_skipping
+from tokenmerge.experiments.data import Unreadable, collate_skipping
 
 from .features import AUDIOSET, FbankPreset, FbankTransform, get_preset
 
@@ -274,7 +274,7 @@ def load_index(source: str | Path, classes: Sequence[str] | str | Path | None = 
 
 
 class AudioDataset(Dataset):
-    """Item i is (features [1, T, F], target) or :class:`~tokenmerge.core.data.Unreadable`.
+    """Item i is (features [1, T, F], target) or :class:`~tokenmerge.experiments.data.Unreadable`.
 
     The target is a class index (single-label) or a multi-hot float vector [K] (multi-label).
 
@@ -333,7 +333,7 @@ def build_audio_loader(
         seed: shuffling seed in training.
 
     Yields:
-        :class:`tokenmerge.core.data.Batch`: inputs [B, 1, T, F], targets [B] (or [B, K] multi-hot), and the
+        :class:`tokenmerge.experiments.data.Batch`: inputs [B, 1, T, F], targets [B] (or [B, K] multi-hot), and the
         unreadable files of the batch in ``skipped``.
     """
     if isinstance(source, Dataset):

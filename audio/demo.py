@@ -16,8 +16,8 @@ from pathlib import Path
 import torch
 from PIL import Image
 
-from tokenmerge.core.evaluation import Setting, format_table, write_results
-from tokenmerge.core.plots import plot_accuracy_vs_speed
+from tokenmerge.experiments.evaluation import Setting, format_table, write_results
+from tokenmerge.experiments.plots import plot_accuracy_vs_speed
 
 from .data import build_audio_loader
 from .embedded import WEIGHTS, WEIGHTS_TOME, load_embedded_model

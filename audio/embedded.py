@@ -15,7 +15,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from tokenmerge.core.checkpoint import load_saved_model
+from tokenmerge.experiments.checkpoint import load_saved_model
 
 from .model import SpectrogramViT
 

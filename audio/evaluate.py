@@ -2,7 +2,7 @@
 
 Multi-label sets (AudioSet) are scored by mAP over classes, single-label sets (ESC-50, Speech Commands, the
 embedded spoken words) by top-1/top-5; both report agreement and KL divergence with the unmerged model,
-throughput, FLOPs and the FLOPs-ideal speedup (:func:`tokenmerge.core.evaluation.sweep_settings`).
+throughput, FLOPs and the FLOPs-ideal speedup (:func:`tokenmerge.experiments.evaluation.sweep_settings`).
 """
 
 from __future__ import annotations
@@ -12,8 +12,8 @@ from pathlib import Path
 import torch
 from torch import nn
 
-from tokenmerge.core.evaluation import Setting, sweep_settings
-from tokenmerge.core.metrics import classification_metrics, multilabel_metrics
+from tokenmerge.experiments.evaluation import Setting, sweep_settings
+from tokenmerge.experiments.metrics import classification_metrics, multilabel_metrics
 
 from .patch import SpectrogramAdapter
 
@@ -42,7 +42,7 @@ def sweep(
         multilabel: score by mAP (multi-hot targets [B, K]) instead of top-1 (class indices [B]).
         prop_attn: proportional attention for every merged setting.
         device, throughput_batch, throughput_rounds, throughput_threads, dtype, reference_cache,
-            prediction_dir: see :func:`tokenmerge.core.evaluation.sweep_settings`.
+            prediction_dir: see :func:`tokenmerge.experiments.evaluation.sweep_settings`.
     """
     return sweep_settings(
         model,

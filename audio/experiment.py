@@ -4,12 +4,19 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from tokenmerge.core.checkpoint import read_safetensors_metadata
-from tokenmerge.core.cli import SettingError
-from tokenmerge.core.data import cache_dir
-from tokenmerge.core.evaluation import Setting
-from tokenmerge.core.evaluation_job import run_evaluation_job
-from tokenmerge.core.validation import DTYPES, check_choice, check_count, check_index_classes, check_path, check_run
+from tokenmerge.experiments.checkpoint import read_safetensors_metadata
+from tokenmerge.experiments.cli import SettingError
+from tokenmerge.experiments.data import cache_dir
+from tokenmerge.experiments.evaluation import Setting
+from tokenmerge.experiments.evaluation_job import run_evaluation_job
+from tokenmerge.experiments.validation import (
+    DTYPES,
+    check_choice,
+    check_count,
+    check_index_classes,
+    check_path,
+    check_run,
+)
 
 from .data import build_audio_loader, is_multilabel, load_index
 from .evaluate import sweep
@@ -31,7 +38,7 @@ def check_config(cfg: dict) -> Setting:
     """Check every setting of an audio evaluation config before a model is built or a file is read: the shared
     settings, the feature preset, the model (name, checkpoint) and the index (its classes against the model's).
 
-    Returns the run's setting; raises :class:`~tokenmerge.core.cli.UserError` with one line on what to fix.
+    Returns the run's setting; raises :class:`~tokenmerge.experiments.cli.UserError` with one line on what to fix.
     """
     setting = check_run(cfg)
     data, model = cfg["data"], cfg["model"]
@@ -63,7 +70,7 @@ def run_evaluation(cfg: dict, out_dir: str | Path, reference_cache: str | Path |
     Every setting is checked first (:func:`check_config`). The sweep contains the unmerged model (r=0) as
     reference, then ``cfg['tome']``'s setting; ``reference_cache`` lets the jobs of a multirun share the reference.
     Multi-label indexes (AudioSet) are scored by mAP. Runs in one process or under torchrun (see
-    :func:`tokenmerge.core.evaluation_job.run_evaluation_job`).
+    :func:`tokenmerge.experiments.evaluation_job.run_evaluation_job`).
     """
     setting = check_config(cfg)
     data = cfg["data"]

@@ -9,8 +9,8 @@ from __future__ import annotations
 
 from torch import Tensor, nn
 
+from tokenmerge.adapters import TimmViTAdapter
 from tokenmerge.core import ScheduleSpec, ToMeHandle, patch_model
-from tokenmerge.image.patch import TimmViTAdapter
 
 
 class SpectrogramAdapter(TimmViTAdapter):

@@ -12,8 +12,8 @@ ends with one line ``error: ...`` and exit status 2 (``HYDRA_FULL_ERROR=1`` show
 import hydra
 from omegaconf import DictConfig, OmegaConf
 
-from tokenmerge.core.cli import user_errors
-from tokenmerge.core.hydra_cli import job_paths
+from tokenmerge.experiments.cli import user_errors
+from tokenmerge.experiments.hydra_cli import job_paths
 
 from .experiment import run_evaluation
 

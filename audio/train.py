@@ -5,7 +5,7 @@ torchrun --nproc_per_node 2 -m tokenmerge.audio.train tome.r=8 hydra.run.dir=out
 
 The model is patched with ``tome.*`` before training, so every step runs with the merge schedule (proportional
 attention, size-weighted pooling), as the ToMe paper fine-tunes its audio model. The loop is
-:func:`tokenmerge.core.training.train` (AdamW, warm-up + cosine, label smoothing or BCE for multi-label sets,
+:func:`tokenmerge.experiments.training.train` (AdamW, warm-up + cosine, label smoothing or BCE for multi-label sets,
 mixup, SpecAugment from the dataset, DDP under torchrun, safetensors + resumable state in the output folder).
 Before training, one process measures training samples/s of the model with and without merging.
 """
@@ -22,10 +22,10 @@ from hydra.core.hydra_config import HydraConfig
 from omegaconf import DictConfig, OmegaConf
 
 from tokenmerge.core import schedule_spec
-from tokenmerge.core.cli import DataError, SettingError, user_errors
-from tokenmerge.core.distributed import default_device
-from tokenmerge.core.training import TrainConfig, measure_training_throughput, train
-from tokenmerge.core.validation import check_choice, check_path, check_tome
+from tokenmerge.experiments.cli import DataError, SettingError, user_errors
+from tokenmerge.experiments.distributed import default_device
+from tokenmerge.experiments.training import TrainConfig, measure_training_throughput, train
+from tokenmerge.experiments.validation import check_choice, check_path, check_tome
 
 from .checkpoint import load_checkpoint, load_pretrained_encoder
 from .data import AudioDataset, load_index
@@ -111,7 +111,7 @@ def training_throughput(net: SpectrogramViT, tome: dict, config: TrainConfig, mu
 def check_config(cfg: dict) -> TrainConfig:
     """Check every setting before any data is read or model built; returns the training hyper-parameters.
 
-    Raises :class:`~tokenmerge.core.cli.UserError` with one line on what to fix.
+    Raises :class:`~tokenmerge.experiments.cli.UserError` with one line on what to fix.
     """
     check_tome(cfg["tome"])
     data, model = cfg["data"], cfg["model"]

@@ -22,8 +22,8 @@ from torch import Tensor
 from torch.utils.data import DataLoader
 from tqdm.auto import tqdm
 
-from tokenmerge.core.checkpoint import load_state_dict_exactly, read_state_dict, save_safetensors
-from tokenmerge.core.metrics import model_accuracy
+from tokenmerge.experiments.checkpoint import load_state_dict_exactly, read_state_dict, save_safetensors
+from tokenmerge.experiments.metrics import model_accuracy
 
 from .embedded import create_embedded_model
 from .patch import apply_patch

@@ -22,7 +22,7 @@ from PIL import Image, ImageDraw
 from torch import Tensor, nn
 
 from tokenmerge.core import ScheduleSpec, temporary_patch
-from tokenmerge.core.visualize import group_map, render_groups
+from tokenmerge.experiments.visualize import group_map, render_groups
 
 from .patch import SpectrogramAdapter
 
@@ -81,8 +81,8 @@ _FILE_HINT = "give an audio file (wav, flac, mp3, ogg, m4a) or a video with an a
 
 
 def _check_file(path: str) -> None:
-    """A one-line :class:`~tokenmerge.core.cli.DataError` if ``path`` is missing or a folder."""
-    from tokenmerge.core.cli import DataError
+    """A one-line :class:`~tokenmerge.experiments.cli.DataError` if ``path`` is missing or a folder."""
+    from tokenmerge.experiments.cli import DataError
 
     if not Path(path).exists():
         raise DataError(f"audio {path} does not exist: {_FILE_HINT}.")
@@ -92,8 +92,8 @@ def _check_file(path: str) -> None:
 
 def _read_features(path: str, model: nn.Module, preset, start: float) -> Tensor:
     """Features [1, T, F] of a file for ``model`` (its T and F, the preset's statistics) from ``start`` seconds on,
-    or a one-line :class:`~tokenmerge.core.cli.DataError`."""
-    from tokenmerge.core.cli import DataError
+    or a one-line :class:`~tokenmerge.experiments.cli.DataError`."""
+    from tokenmerge.experiments.cli import DataError
 
     from .data import SAMPLE_RATE, load_audio
     from .features import fbank
@@ -117,9 +117,9 @@ def main(argv: Sequence[str] | None = None) -> None:
     """Command line: python -m tokenmerge.audio.visualize [AUDIO] [options] (see --help)."""
     import argparse
 
-    from tokenmerge.core.cli import SettingError, user_errors
-    from tokenmerge.core.picture_command import check_r_option, checkpoint_errors, parse_r_option, save_picture
-    from tokenmerge.core.validation import check_path
+    from tokenmerge.experiments.cli import SettingError, user_errors
+    from tokenmerge.experiments.picture_command import check_r_option, checkpoint_errors, parse_r_option, save_picture
+    from tokenmerge.experiments.validation import check_path
 
     from .embedded import load_embedded_model
     from .features import PRESETS, SPOKEN_WORDS, get_preset

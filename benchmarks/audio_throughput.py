@@ -8,7 +8,7 @@ table and writes JSON.
     python benchmarks/audio_throughput.py --device cuda --dtype float16 --batch 64
     python benchmarks/audio_throughput.py --training --batch 4 --r 16 32    # training steps, with vs without merging
 
-Training throughput is forward + backward + AdamW step (``tokenmerge.core.training.measure_training_throughput``,
+Training throughput is forward + backward + AdamW step (``tokenmerge.experiments.training.measure_training_throughput``,
 learning rate 0 so every variant does the same work on the same weights), float32 (bf16 autocast with --amp).
 """
 
@@ -21,10 +21,10 @@ from pathlib import Path
 import torch
 
 from tokenmerge.audio import apply_patch, create_model
-from tokenmerge.core import write_json
-from tokenmerge.core.benchmark import add_settings, compare_variants
-from tokenmerge.core.plots import plot_speedup_vs_r
-from tokenmerge.core.training import TrainConfig, measure_training_throughput
+from tokenmerge.experiments import write_json
+from tokenmerge.experiments.benchmark import add_settings, compare_variants
+from tokenmerge.experiments.plots import plot_speedup_vs_r
+from tokenmerge.experiments.training import TrainConfig, measure_training_throughput
 
 R_VALUES = (8, 16, 24, 32, 40)
 DTYPES = {"float32": torch.float32, "float16": torch.float16, "bfloat16": torch.bfloat16}

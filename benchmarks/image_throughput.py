@@ -13,7 +13,7 @@ FLOPs-ideal speedup and their ratio) and writes JSON.
     python benchmarks/image_throughput.py --training --models vit_base_patch16_224 --batch 8   # training steps
 
 Training throughput (``--training``) is forward + backward + AdamW step of the unpatched model and of ToMe at
-every r (``tokenmerge.core.training.measure_training_throughput``: learning rate 0, so every variant does the
+every r (``tokenmerge.experiments.training.measure_training_throughput``: learning rate 0, so every variant does the
 same work on the same weights; float32, bf16 autocast with --amp), with peak CUDA memory per step on a GPU.
 """
 
@@ -26,10 +26,10 @@ from pathlib import Path
 import timm
 import torch
 
-from tokenmerge.core import write_json
-from tokenmerge.core.benchmark import add_settings, compare_variants
-from tokenmerge.core.plots import plot_speedup_vs_r
-from tokenmerge.core.training import TrainConfig, measure_training_throughput
+from tokenmerge.experiments import write_json
+from tokenmerge.experiments.benchmark import add_settings, compare_variants
+from tokenmerge.experiments.plots import plot_speedup_vs_r
+from tokenmerge.experiments.training import TrainConfig, measure_training_throughput
 from tokenmerge.image import apply_patch
 
 MODELS = {  # name: (paper r, extra r values)

@@ -18,7 +18,8 @@ import statistics
 import torch
 from timm.models.vision_transformer import Block
 
-from tokenmerge.core import bipartite_soft_matching, measure_interleaved, merge_wavg, random_token_dropping, write_json
+from tokenmerge.core import bipartite_soft_matching, merge_wavg, random_token_dropping
+from tokenmerge.experiments import measure_interleaved, write_json
 
 SCALES = [  # name, tokens, channels, heads, batch, r
     ("ViT-B image", 197, 768, 12, 8, 16),

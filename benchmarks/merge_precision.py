@@ -19,7 +19,8 @@ import statistics
 import torch
 from timm.models.vision_transformer import Block
 
-from tokenmerge.core import bipartite_soft_matching, measure_interleaved, merge_wavg, write_json
+from tokenmerge.core import bipartite_soft_matching, merge_wavg
+from tokenmerge.experiments import measure_interleaved, write_json
 
 SCALES = [  # name, tokens (class token included), channels, heads, batch, r: the paper's settings
     ("ViT-S/16 image", 197, 384, 6, 8, 13),

@@ -26,9 +26,9 @@ import torch
 
 from tokenmerge.audio import apply_patch as audio_patch
 from tokenmerge.audio import create_model as audio_model
-from tokenmerge.core import write_json
 from tokenmerge.core.attention import ATTENTION_KERNELS
-from tokenmerge.core.benchmark import compare_variants
+from tokenmerge.experiments import write_json
+from tokenmerge.experiments.benchmark import compare_variants
 from tokenmerge.image import apply_patch as image_patch
 from tokenmerge.video import apply_patch as video_patch
 from tokenmerge.video import create_model as video_model

@@ -18,9 +18,10 @@ from pathlib import Path
 
 import torch
 
-from tokenmerge.core import bipartite_soft_matching, write_json
-from tokenmerge.core.benchmark import add_settings, compare_variants, peak_cuda_memory
-from tokenmerge.core.plots import plot_speedup_vs_r
+from tokenmerge.core import bipartite_soft_matching
+from tokenmerge.experiments import write_json
+from tokenmerge.experiments.benchmark import add_settings, compare_variants, peak_cuda_memory
+from tokenmerge.experiments.plots import plot_speedup_vs_r
 from tokenmerge.video import apply_patch, create_model
 
 MODELS = {"vit_base_patch16": (40, 80), "vit_large_patch16": (20, 40)}  # r values: ~1.6x and ~2.2x ideal

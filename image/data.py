@@ -15,9 +15,9 @@ from torch.utils.data import DataLoader, Subset
 from torchvision.datasets import ImageFolder
 from torchvision.datasets.folder import IMG_EXTENSIONS
 
-from tokenmerge.core.cli import DataError
-from tokenmerge.core.data import Unreadable, collate_skipping
-from tokenmerge.core.validation import check_path
+from tokenmerge.experiments.cli import DataError
+from tokenmerge.experiments.data import Unreadable, collate_skipping
+from tokenmerge.experiments.validation import check_path
 
 
 class SkippingImageFolder(ImageFolder):
@@ -48,7 +48,7 @@ def _has_image(folder: Path) -> bool:
 def check_image_folder(root: str | Path, key: str = "data.root") -> list[str]:
     """Check an ImageFolder layout before reading any image; returns its class names (sorted, as ImageFolder does).
 
-    Raises :class:`~tokenmerge.core.cli.DataError` (a ``FileNotFoundError``) for a missing folder, a file, an
+    Raises :class:`~tokenmerge.experiments.cli.DataError` (a ``FileNotFoundError``) for a missing folder, a file, an
     empty folder, images without class sub-folders and an empty class folder, each with the layout to use.
     """
     hint = f"Pass {key}=/path/to/val: {LAYOUT}."
@@ -91,7 +91,7 @@ def build_eval_loader(
         max_samples: evaluate an evenly spaced subset of this size (quick runs); None for all.
 
     Yields:
-        :class:`tokenmerge.core.data.Batch` objects (inputs: [B, 3, H, W] images).
+        :class:`tokenmerge.experiments.data.Batch` objects (inputs: [B, 3, H, W] images).
     """
     check_image_folder(root)
     dataset = SkippingImageFolder(str(root), transform=eval_transform(model))

@@ -18,9 +18,9 @@ import numpy as np
 import torch
 from PIL import Image
 
-from tokenmerge.core.cli import DataError, user_errors
-from tokenmerge.core.evaluation import average_over_seeds
-from tokenmerge.core.plots import plot_accuracy_vs_speed
+from tokenmerge.experiments.cli import DataError, user_errors
+from tokenmerge.experiments.evaluation import average_over_seeds
+from tokenmerge.experiments.plots import plot_accuracy_vs_speed
 
 from .data import build_eval_loader
 from .embedded import WEIGHTS, load_embedded_model, read_metadata

@@ -11,7 +11,7 @@ from pathlib import Path
 
 from timm.models.vision_transformer import VisionTransformer
 
-from tokenmerge.core.checkpoint import load_saved_model, read_safetensors_metadata, save_safetensors
+from tokenmerge.experiments.checkpoint import load_saved_model, read_safetensors_metadata, save_safetensors
 
 WEIGHTS = Path(__file__).parent / "weights" / "photo_vit.safetensors"
 NAME = "embedded photo-object ViT"

@@ -1,4 +1,4 @@
-"""Accuracy-vs-speed evaluation of Token Merging on image classifiers (``tokenmerge.core.evaluation`` on timm ViTs).
+"""Accuracy-vs-speed evaluation of Token Merging on image classifiers (``experiments.evaluation`` on timm ViTs).
 
 For each setting (method, schedule) it reports top-1, top-5, agreement and KL divergence with the
 unmerged model, throughput (interleaved rounds, median; same fused attention for every setting),
@@ -13,7 +13,7 @@ import torch
 from timm.data import resolve_data_config
 from torch import nn
 
-from tokenmerge.core.evaluation import Setting, format_table, predict, sweep_settings, write_results
+from tokenmerge.experiments.evaluation import Setting, format_table, predict, sweep_settings, write_results
 
 from .patch import TimmViTAdapter
 
@@ -42,7 +42,7 @@ def sweep(
         settings: methods and schedules; "tome r=0" is always added first as the reference.
         prop_attn: proportional attention for every merged setting.
         device, throughput_batch, throughput_rounds, throughput_threads, dtype, reference_cache,
-            prediction_dir: see :func:`tokenmerge.core.evaluation.sweep_settings`.
+            prediction_dir: see :func:`tokenmerge.experiments.evaluation.sweep_settings`.
 
     Returns:
         One row per setting (first: the unmerged reference).

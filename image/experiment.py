@@ -4,11 +4,11 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from tokenmerge.core.cli import SettingError
-from tokenmerge.core.data import cache_dir
-from tokenmerge.core.evaluation import Setting
-from tokenmerge.core.evaluation_job import run_evaluation_job
-from tokenmerge.core.validation import DTYPES, check_num_classes, check_run
+from tokenmerge.experiments.cli import SettingError
+from tokenmerge.experiments.data import cache_dir
+from tokenmerge.experiments.evaluation import Setting
+from tokenmerge.experiments.evaluation_job import run_evaluation_job
+from tokenmerge.experiments.validation import DTYPES, check_num_classes, check_run
 
 from .data import build_eval_loader, check_image_folder
 from .evaluate import sweep
@@ -29,7 +29,7 @@ def check_config(cfg: dict) -> Setting:
     """Check every setting of an evaluation config (the ``eval`` config as a dict) without building a model or
     reading an image: the shared settings, the model (name, weights) and the data folder (layout, classes).
 
-    Returns the run's setting; raises :class:`~tokenmerge.core.cli.UserError` with one line on what to fix.
+    Returns the run's setting; raises :class:`~tokenmerge.experiments.cli.UserError` with one line on what to fix.
     """
     setting = check_run(cfg)
     model, data = cfg["model"], cfg["data"]
@@ -55,7 +55,7 @@ def run_evaluation(cfg: dict, out_dir: str | Path, reference_cache: str | Path |
 
     Every setting is checked first (:func:`check_config`). The sweep contains the unmerged model (r=0) as
     reference, then ``cfg['tome']``'s setting; ``reference_cache`` lets the jobs of a multirun share the reference.
-    Runs in one process or under torchrun (see :func:`tokenmerge.core.evaluation_job.run_evaluation_job`).
+    Runs in one process or under torchrun (see :func:`tokenmerge.experiments.evaluation_job.run_evaluation_job`).
     """
     setting = check_config(cfg)
     data = cfg["data"]

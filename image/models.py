@@ -13,8 +13,8 @@ from pathlib import Path
 import timm
 from torch import nn
 
-from tokenmerge.core.cli import DataError, SettingError
-from tokenmerge.core.validation import check_count, check_path
+from tokenmerge.experiments.cli import DataError, SettingError
+from tokenmerge.experiments.validation import check_count, check_path
 
 from .embedded import WEIGHTS, load_embedded_model, read_metadata
 

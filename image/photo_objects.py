@@ -29,7 +29,7 @@ import torch
 from PIL import Image
 from torch.utils.data import Dataset
 
-from tokenmerge.core.photos import PHOTOS, load_photo, load_photos
+from tokenmerge.experiments.photos import PHOTOS, load_photo, load_photos
 
 TILE = 96  # side in pixels of the tiles that split every photo into training and evaluation parts
 CROP_SIDES = (48, 96)  # crop side in pixels, drawn uniformly, before resizing (fits one held-out tile)

@@ -11,8 +11,8 @@ multirun share the unmerged reference pass and end with one combined table in th
 import hydra
 from omegaconf import DictConfig, OmegaConf
 
-from tokenmerge.core.cli import user_errors
-from tokenmerge.core.hydra_cli import job_paths
+from tokenmerge.experiments.cli import user_errors
+from tokenmerge.experiments.hydra_cli import job_paths
 
 from .experiment import run_evaluation
 

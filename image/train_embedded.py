@@ -5,7 +5,7 @@
 The default output is outside the package, so a trial run never overwrites the shipped weights; to replace them,
 pass ``--out image/weights/photo_vit.safetensors`` explicitly.
 
-The loop is the shared :func:`tokenmerge.core.training.train` (AdamW without decay on norms, biases and
+The loop is the shared :func:`tokenmerge.experiments.training.train` (AdamW without decay on norms, biases and
 embeddings, warm-up and cosine decay, label smoothing, gradient clipping), with stochastic depth and fresh
 random images every step (``photo_objects.RandomObjects``, training stripes, random flips). Validation accuracy
 on a fixed set of held-out-stripe images is printed as it goes. ``--tome-r`` trains with merging on (ToMe works
@@ -23,11 +23,11 @@ import torch
 import torchvision.transforms.v2 as T
 from torch.utils.data import TensorDataset
 
-from tokenmerge.core.cli import user_errors
-from tokenmerge.core.distributed import is_main_process
-from tokenmerge.core.training import TrainConfig
-from tokenmerge.core.training import train as train_loop
-from tokenmerge.core.validation import check_count
+from tokenmerge.experiments.cli import user_errors
+from tokenmerge.experiments.distributed import is_main_process
+from tokenmerge.experiments.training import TrainConfig
+from tokenmerge.experiments.training import train as train_loop
+from tokenmerge.experiments.validation import check_count
 
 from .embedded import DATA_CONFIG, WEIGHTS, create_embedded_model, save_embedded_model
 from .patch import apply_patch

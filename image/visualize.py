@@ -1,7 +1,7 @@
 """Merge visualization as in the ToMe paper's figures: every merged group of patches in one colour.
 
 From the source map (which input patches each final token holds), each group is filled with the mean colour
-of its pixels and outlined (``tokenmerge.core.visualize``). The picture shows the part of the image the model
+of its pixels and outlined (``tokenmerge.experiments.visualize``). The picture shows the part of the image the model
 sees (its eval resize and centre crop) at the size asked for, drawn from the original pixels, so a 32x32 model
 still gives a readable picture of a large photo; borders stay 1 pixel wide at every size. Captions name the
 model, r, the tokens left and the class the merged model predicts.
@@ -21,8 +21,8 @@ from timm.data import resolve_data_config
 from torch import Tensor, nn
 
 from tokenmerge.core import ScheduleSpec, temporary_patch
-from tokenmerge.core.cli import DataError
-from tokenmerge.core.visualize import group_map, label_panels, render_groups
+from tokenmerge.experiments.cli import DataError
+from tokenmerge.experiments.visualize import group_map, label_panels, render_groups
 
 from .data import eval_transform
 from .patch import TimmViTAdapter
@@ -31,7 +31,7 @@ __all__ = ["display_view", "load_image", "model_view", "visualize_merges"]
 
 
 def load_image(path, key: str = "image") -> Image.Image:
-    """Open and decode an image file as RGB, or raise a one-line :class:`~tokenmerge.core.cli.DataError`."""
+    """Open and decode an image file as RGB, or raise a one-line :class:`~tokenmerge.experiments.cli.DataError`."""
     try:
         with Image.open(path) as image:
             return image.convert("RGB")
@@ -168,9 +168,9 @@ def main(argv: Sequence[str] | None = None) -> None:
     """Command line: python -m tokenmerge.image.visualize IMAGE [options] (see --help)."""
     import argparse
 
-    from tokenmerge.core.cli import SettingError, user_errors
-    from tokenmerge.core.picture_command import check_r_option, parse_r_option, save_picture
     from tokenmerge.core.state import REDUCTIONS
+    from tokenmerge.experiments.cli import SettingError, user_errors
+    from tokenmerge.experiments.picture_command import check_r_option, parse_r_option, save_picture
 
     from .models import CLI_OPTIONS, check_model, load_model
 

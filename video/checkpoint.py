@@ -16,7 +16,7 @@ from pathlib import Path
 import torch
 from torch import Tensor
 
-from tokenmerge.core.checkpoint import load_state_dict_exactly, read_state_dict
+from tokenmerge.experiments.checkpoint import load_state_dict_exactly, read_state_dict
 
 from .model import SpatiotemporalViT
 

@@ -34,8 +34,9 @@ reader, ``SWS_AREA``) does; unlike MAE-ST, which decodes each view's segment sep
 decoded once for all views.
 
 A corrupt, truncated or unreadable video never stops an evaluation: its item is an
-:class:`~tokenmerge.core.data.Unreadable` record, which :func:`~tokenmerge.core.data.collate_skipping` logs,
-drops and lists in the batch (MAE-ST instead retries the same file and finally raises).
+:class:`~tokenmerge.experiments.data.Unreadable` record, which
+:func:`~tokenmerge.experiments.data.collate_skipping` logs, drops and lists in the batch (MAE-ST instead retries
+the same file and finally raises).
 """
 
 from __future__ import annotations
@@ -52,7 +53,7 @@ import torch
 from torch import Tensor
 from torch.utils.data import DataLoader, Dataset, Subset
 
-from tokenmerge.core.data import Unreadable, collate_skipping
+from tokenmerge.experiments.data import Unreadable, collate_skipping
 
 VIDEO_EXTENSIONS = (".mp4", ".avi", ".mkv", ".webm", ".mov", ".m4v")
 
@@ -332,7 +333,7 @@ def build_video_loader(
         max_samples: evaluate an evenly spaced subset of this size (quick runs); None for all.
 
     Yields:
-        :class:`tokenmerge.core.data.Batch` objects: inputs [B, V, 3, T, crop, crop], targets [B], and the
+        :class:`tokenmerge.experiments.data.Batch` objects: inputs [B, V, 3, T, crop, crop], targets [B], and the
         unreadable videos of the batch in ``skipped``.
     """
     dataset = VideoDataset(load_index(source, classes), sampling)

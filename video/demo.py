@@ -15,9 +15,9 @@ from pathlib import Path
 import torch
 from PIL import Image
 
-from tokenmerge.core.data import Batch
-from tokenmerge.core.evaluation import Setting, format_table, write_results
-from tokenmerge.core.plots import plot_accuracy_vs_speed
+from tokenmerge.experiments.data import Batch
+from tokenmerge.experiments.evaluation import Setting, format_table, write_results
+from tokenmerge.experiments.plots import plot_accuracy_vs_speed
 
 from .embedded import WEIGHTS, load_embedded_model
 from .evaluate import sweep

@@ -13,7 +13,7 @@ from pathlib import Path
 import torch
 from torch import Tensor, nn
 
-from tokenmerge.core.evaluation import Setting, sweep_settings
+from tokenmerge.experiments.evaluation import Setting, sweep_settings
 
 from .patch import SpatiotemporalAdapter
 
@@ -49,7 +49,7 @@ def sweep(
         settings: methods, schedules and scopes ("spacetime" / "frame"); "tome r=0" is added first as the reference.
         prop_attn: proportional attention for every merged setting.
         device, throughput_batch, throughput_rounds, throughput_threads, dtype, reference_cache,
-            prediction_dir: see :func:`tokenmerge.core.evaluation.sweep_settings`.
+            prediction_dir: see :func:`tokenmerge.experiments.evaluation.sweep_settings`.
     """
     return sweep_settings(
         model,

@@ -26,7 +26,7 @@ import torch
 from PIL import Image
 from torch.utils.data import Dataset
 
-from tokenmerge.core.photos import load_photo
+from tokenmerge.experiments.photos import load_photo
 
 from .data import ClipSampling
 

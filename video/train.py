@@ -6,7 +6,7 @@ torchrun --nproc_per_node 2 -m tokenmerge.video.train tome.r=16 hydra.run.dir=ou
 The model is patched with ``tome.*`` (r, schedule, merge scope, proportional attention, method) before training,
 so every step runs with the merge schedule, as the ToMe paper fine-tunes its video models (Bolya et al., ICLR 2023,
 Sec. 5: MAE-ST ViT-L fine-tuned on Kinetics-400 with merging on). The loop is
-:func:`tokenmerge.core.training.train` (AdamW, warm-up + cosine, label smoothing, mixup, DDP under torchrun,
+:func:`tokenmerge.experiments.training.train` (AdamW, warm-up + cosine, label smoothing, mixup, DDP under torchrun,
 safetensors + resumable state in the output folder). Without ``data.train`` it trains on fresh moving-objects
 clips (:mod:`tokenmerge.video.moving_objects`); with a CSV index or a class-folder tree it decodes one clip per
 video and step, at a random time, a random crop and flipped left-right half the time (MAE-ST's training
@@ -30,12 +30,12 @@ from torch import Tensor
 from torch.utils.data import Dataset
 
 from tokenmerge.core import schedule_spec
-from tokenmerge.core.cli import DataError, SettingError, user_errors
-from tokenmerge.core.data import Unreadable, collate_skipping
-from tokenmerge.core.distributed import default_device
 from tokenmerge.core.schedule import check_schedule
-from tokenmerge.core.training import TrainConfig, measure_training_throughput, train
-from tokenmerge.core.validation import check_choice, check_count, check_path, check_tome
+from tokenmerge.experiments.cli import DataError, SettingError, user_errors
+from tokenmerge.experiments.data import Unreadable, collate_skipping
+from tokenmerge.experiments.distributed import default_device
+from tokenmerge.experiments.training import TrainConfig, measure_training_throughput, train
+from tokenmerge.experiments.validation import check_choice, check_count, check_path, check_tome
 
 from .checkpoint import load_checkpoint
 from .data import ClipSampling, VideoIndex, decode_video, load_index, video_views
@@ -155,7 +155,7 @@ def training_throughput(net: SpatiotemporalViT, tome: dict, config: TrainConfig,
 def check_config(cfg: dict) -> TrainConfig:
     """Check every setting before any data is read or model built; returns the training hyper-parameters.
 
-    Raises :class:`~tokenmerge.core.cli.UserError` with one line on what to fix.
+    Raises :class:`~tokenmerge.experiments.cli.UserError` with one line on what to fix.
     """
     check_tome(cfg["tome"], SpatiotemporalAdapter.merge_scopes)
     data, model = cfg["data"], cfg["model"]

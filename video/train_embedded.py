@@ -20,8 +20,8 @@ from torch import Tensor
 from torch.utils.data import DataLoader
 from tqdm.auto import tqdm
 
-from tokenmerge.core.checkpoint import save_safetensors
-from tokenmerge.core.metrics import model_accuracy
+from tokenmerge.experiments.checkpoint import save_safetensors
+from tokenmerge.experiments.metrics import model_accuracy
 
 from .embedded import create_embedded_model
 from .moving_objects import CLASSES, RandomClips, validation_clips

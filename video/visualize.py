@@ -22,7 +22,7 @@ from PIL import Image
 from torch import Tensor, nn
 
 from tokenmerge.core import ScheduleSpec, temporary_patch
-from tokenmerge.core.visualize import group_map, render_groups
+from tokenmerge.experiments.visualize import group_map, render_groups
 
 from .patch import SpatiotemporalAdapter
 
@@ -76,10 +76,10 @@ def visualize_clip_merges(
 
 
 def _read_clip(path: str, sampling) -> Tensor:
-    """The centre view [3, T, H, W] of a video file, or a one-line :class:`~tokenmerge.core.cli.DataError`."""
+    """The centre view [3, T, H, W] of a video file, or a one-line :class:`~tokenmerge.experiments.cli.DataError`."""
     import av
 
-    from tokenmerge.core.cli import DataError
+    from tokenmerge.experiments.cli import DataError
 
     from .data import video_views
 
@@ -98,10 +98,10 @@ def main(argv: Sequence[str] | None = None) -> None:
     """Command line: python -m tokenmerge.video.visualize [VIDEO] [options] (see --help)."""
     import argparse
 
-    from tokenmerge.core.cli import SettingError, user_errors
-    from tokenmerge.core.picture_command import check_r_option, checkpoint_errors, parse_r_option, save_picture
-    from tokenmerge.core.validation import check_path
-    from tokenmerge.core.visualize import label_panels
+    from tokenmerge.experiments.cli import SettingError, user_errors
+    from tokenmerge.experiments.picture_command import check_r_option, checkpoint_errors, parse_r_option, save_picture
+    from tokenmerge.experiments.validation import check_path
+    from tokenmerge.experiments.visualize import label_panels
 
     from .embedded import WEIGHTS, load_embedded_model
     from .model import CONFIGS

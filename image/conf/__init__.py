@@ -1,1 +1,1 @@
-"""Hydra configs for image experiments (eval.yaml; groups model/ and data/; tome/ comes from tokenmerge.core.conf)."""
+"""Hydra configs for image experiments (eval.yaml; groups model/ and data/; tome/ is in tokenmerge.experiments.conf)."""

@@ -4,7 +4,7 @@ import json
 
 import pytest
 
-import tokenmerge.core.evaluation as evaluation
+import tokenmerge.experiments.evaluation as evaluation
 from tokenmerge.app import demo
 from tokenmerge.app.report import markdown_table
 from tokenmerge.image import demo as image_demo
@@ -65,7 +65,7 @@ def test_changed_settings_are_not_resumed(tmp_path, count_predictions, monkeypat
 
 
 def test_unknown_modality_is_a_user_error(tmp_path):
-    from tokenmerge.core.cli import SettingError
+    from tokenmerge.experiments.cli import SettingError
 
     with pytest.raises(SettingError, match="unknown modality speech; choose from image, video, audio"):
         demo.run_all(tmp_path, only=("speech",))

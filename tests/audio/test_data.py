@@ -20,7 +20,7 @@ from tokenmerge.audio.data import (
     load_index,
 )
 from tokenmerge.audio.features import AUDIOSET, SPEECH_COMMANDS, fbank
-from tokenmerge.core.data import Unreadable
+from tokenmerge.experiments.data import Unreadable
 
 MEDIA = Path("/work/shared/media")
 

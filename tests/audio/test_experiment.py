@@ -15,8 +15,8 @@ from tokenmerge.audio.embedded import create_embedded_model
 from tokenmerge.audio.experiment import run_evaluation
 from tokenmerge.audio.spoken_words import WORDS, SpokenWordsDataset, write_audio_dataset
 from tokenmerge.audio.visualize import visualize_spectrogram_merges
-from tokenmerge.core.checkpoint import save_safetensors
-from tokenmerge.core.metrics import average_precision, mean_average_precision, multilabel_metrics
+from tokenmerge.experiments.checkpoint import save_safetensors
+from tokenmerge.experiments.metrics import average_precision, mean_average_precision, multilabel_metrics
 
 
 def _config(overrides):

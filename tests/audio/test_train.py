@@ -17,7 +17,7 @@ from tokenmerge.audio import SpectrogramViT, load_checkpoint
 from tokenmerge.audio.checkpoint import load_pretrained_encoder
 from tokenmerge.audio.spoken_words import WORDS
 from tokenmerge.audio.train import run_training
-from tokenmerge.core.cli import UserError
+from tokenmerge.experiments.cli import UserError
 
 from .audiomae_reference import synthetic_audiomae_state
 

@@ -40,7 +40,7 @@ def test_sweep_rows(setup, tmp_path):
 
 
 def test_random_baselines_over_seeds_are_drawn_apart_and_averaged(setup, caplog):
-    from tokenmerge.core.evaluation import average_over_seeds
+    from tokenmerge.experiments.evaluation import average_over_seeds
 
     model, loader = setup
     settings = [Setting("random_drop", 8, seed=seed) for seed in (0, 1, 2)] + [Setting("random_drop", 1000, seed=1)]
@@ -77,7 +77,7 @@ class CountingLoader:
 
 
 def test_every_setting_is_checked_before_any_batch_is_read(setup):
-    from tokenmerge.core.cli import SettingError
+    from tokenmerge.experiments.cli import SettingError
 
     model, loader = setup
     counting = CountingLoader(loader)

@@ -9,7 +9,7 @@ from hydra import compose, initialize_config_module
 from omegaconf import OmegaConf
 from PIL import Image
 
-from tokenmerge.core.cli import DataError, SettingError, UserError
+from tokenmerge.experiments.cli import DataError, SettingError, UserError
 from tokenmerge.image import experiment
 from tokenmerge.image.data import build_eval_loader, check_image_folder
 from tokenmerge.image.embedded import WEIGHTS

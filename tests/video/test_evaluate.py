@@ -3,8 +3,8 @@
 import pytest
 import torch
 
-from tokenmerge.core.data import Batch
-from tokenmerge.core.evaluation import Setting, format_table
+from tokenmerge.experiments.data import Batch
+from tokenmerge.experiments.evaluation import Setting, format_table
 from tokenmerge.video import SpatiotemporalViT
 from tokenmerge.video.evaluate import multiview_forward, sweep
 

@@ -7,7 +7,7 @@ import pytest
 from hydra import compose, initialize_config_module
 from omegaconf import OmegaConf
 
-from tokenmerge.core.checkpoint import save_safetensors
+from tokenmerge.experiments.checkpoint import save_safetensors
 from tokenmerge.video.embedded import create_embedded_model
 from tokenmerge.video.experiment import run_evaluation
 from tokenmerge.video.moving_objects import CLASSES
@@ -72,7 +72,7 @@ def test_embedded_run_with_a_corrupt_video(tmp_path, tiny_weights, monkeypatch):
     ],
 )
 def test_video_settings_are_checked_before_any_work(override, message, tmp_path, monkeypatch):
-    from tokenmerge.core.cli import UserError
+    from tokenmerge.experiments.cli import UserError
     from tokenmerge.video import experiment
 
     def forbidden(*args, **kwargs):
@@ -85,7 +85,7 @@ def test_video_settings_are_checked_before_any_work(override, message, tmp_path,
 
 
 def test_video_classes_must_match_the_model(tmp_path, tiny_weights):
-    from tokenmerge.core.cli import SettingError
+    from tokenmerge.experiments.cli import SettingError
 
     (tmp_path / "val.csv").write_text("a.mp4,0\nb.mp4,1\n")
     (tmp_path / "a.mp4").write_bytes(b"x")

@@ -13,7 +13,7 @@ from omegaconf import OmegaConf
 
 from tests.commands import run_module
 from tests.torchrun import torchrun
-from tokenmerge.core.cli import UserError
+from tokenmerge.experiments.cli import UserError
 from tokenmerge.video import load_checkpoint
 from tokenmerge.video.embedded import WEIGHTS, create_embedded_model
 from tokenmerge.video.moving_objects import CLASSES, write_video_dataset

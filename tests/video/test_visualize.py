@@ -3,7 +3,7 @@
 import numpy as np
 import torch
 
-from tokenmerge.core.visualize import render_groups
+from tokenmerge.experiments.visualize import render_groups
 from tokenmerge.video import SpatiotemporalViT, apply_patch
 from tokenmerge.video.visualize import visualize_clip_merges
 

@@ -6,10 +6,10 @@ entry point's primary config registers the callback with the modality's check fu
     hydra:
       callbacks:
         sweep:
-          _target_: tokenmerge.core.hydra_cli.SweepCallback
+          _target_: tokenmerge.experiments.hydra_cli.SweepCallback
           check: tokenmerge.image.experiment.check_config
 
-and its ``main`` is ``@hydra.main(...)`` over ``@user_errors`` (:mod:`tokenmerge.core.cli`). Then
+and its ``main`` is ``@hydra.main(...)`` over ``@user_errors`` (:mod:`tokenmerge.experiments.cli`). Then
 
 * a multirun (``-m tome.r=0,8,-5``) composes every job's config and checks it before the first job starts, so a
   bad value in the last job stops the sweep at once, with one line naming the job;
@@ -70,7 +70,7 @@ class SweepCallback(Callback):
 
     Args:
         check: dotted path of the modality's check function ``check(cfg: dict) -> None`` (raises
-            :class:`~tokenmerge.core.cli.UserError`).
+            :class:`~tokenmerge.experiments.cli.UserError`).
     """
 
     def __init__(self, check: str) -> None:

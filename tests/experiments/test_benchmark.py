@@ -3,8 +3,8 @@
 import torch
 from torch import nn
 
-from tokenmerge.core.benchmark import add_settings, compare_variants
-from tokenmerge.core.plots import plot_speedup_vs_r, speedup_figure
+from tokenmerge.experiments.benchmark import add_settings, compare_variants
+from tokenmerge.experiments.plots import plot_speedup_vs_r, speedup_figure
 
 
 class Slice(nn.Module):

@@ -2,7 +2,7 @@
 
 import itertools
 
-from tokenmerge.core.plots import accuracy_speed_figure, plot_accuracy_vs_speed
+from tokenmerge.experiments.plots import accuracy_speed_figure, plot_accuracy_vs_speed
 
 
 def rows():

@@ -1,6 +1,6 @@
 """What the three ``visualize`` commands share: the ``--r`` option, loading the weights, writing the picture.
 
-Each turns a user's mistake into a one-line :class:`~tokenmerge.core.cli.UserError` naming the option to fix.
+Each turns a user's mistake into a one-line :class:`~tokenmerge.experiments.cli.UserError` naming the option to fix.
 """
 
 from __future__ import annotations
@@ -11,8 +11,9 @@ from pathlib import Path
 
 from PIL import Image
 
+from tokenmerge.core.schedule import ScheduleSpec, check_schedule, parse_schedule
+
 from .cli import DataError, SettingError
-from .schedule import ScheduleSpec, check_schedule, parse_schedule
 
 
 def parse_r_option(text: str) -> ScheduleSpec:

@@ -5,7 +5,7 @@ import json
 import torch
 import torch.nn.functional as F
 
-from tokenmerge.core import count_flops, ideal_speedup, measure_interleaved, measure_throughput, write_json
+from tokenmerge.experiments import count_flops, ideal_speedup, measure_interleaved, measure_throughput, write_json
 
 
 def test_counts_linear_and_cpu_fused_attention():
@@ -43,7 +43,7 @@ def test_measure_interleaved_alternates_variants():
 
 
 def test_cpu_runs_say_cpu_and_name_the_processor_separately():
-    from tokenmerge.core.throughput import device_name, processor_name
+    from tokenmerge.experiments.throughput import device_name, processor_name
 
     result = measure_throughput(lambda: None, batch_size=1, warmup=0, repeats=1)
     assert device_name("cpu") == "cpu" and result.device == "cpu"

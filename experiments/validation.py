@@ -1,9 +1,9 @@
 """Check every setting of a run before any work starts (every modality's evaluation calls this first).
 
 A run's config is checked as a whole, before a model is built or a file is read, so a typo costs seconds,
-not the hour of an unmerged pass over ImageNet. Each check raises a :class:`~tokenmerge.core.cli.UserError`
+not the hour of an unmerged pass over ImageNet. Each check raises a :class:`~tokenmerge.experiments.cli.UserError`
 whose message names the setting as the user wrote it (``tome.r=-5``) and says what to do. A Hydra multirun
-checks every job this way before the first one starts (:mod:`tokenmerge.core.hydra_cli`).
+checks every job this way before the first one starts (:mod:`tokenmerge.experiments.hydra_cli`).
 
 The shared keys of an evaluation config are checked here (``tome``, ``device``, ``dtype``, ``seed``,
 ``throughput``); each modality adds its model and data checks.
@@ -16,10 +16,11 @@ from pathlib import Path
 
 import torch
 
+from tokenmerge.core.schedule import check_schedule, schedule_spec
+from tokenmerge.core.state import REDUCTIONS
+
 from .cli import DataError, SettingError
 from .evaluation import Setting
-from .schedule import check_schedule, schedule_spec
-from .state import REDUCTIONS
 
 DTYPES = {"float32": torch.float32, "float16": torch.float16, "bfloat16": torch.bfloat16}
 

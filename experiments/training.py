@@ -5,7 +5,7 @@ ToMe works in training as well as at inference: merging is a pooling operation t
 :func:`train` always calls ``model(x)``, so a model patched with ``apply_patch`` trains with its merge
 schedule active, also under DistributedDataParallel (DDP calls ``module(x)``, which uses the instance-level
 ``forward`` the patch installs). What one step does (schedule, loss, mixup) is
-:mod:`tokenmerge.core.training_recipe`.
+:mod:`tokenmerge.experiments.training_recipe`.
 """
 
 from __future__ import annotations

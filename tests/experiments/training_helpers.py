@@ -1,6 +1,6 @@
 """A tiny ToMe-patched timm ViT, a separable synthetic image set, and the torchrun script of test_training.py.
 
-    python -m torch.distributed.run --nproc_per_node 2 tests/core/training_helpers.py OUT_DIR
+    python -m torch.distributed.run --nproc_per_node 2 tests/experiments/training_helpers.py OUT_DIR
 
 Each rank writes ``rank{r}.json`` (samples it read, token counts entering the last block, history, metrics,
 where the callback ran) and ``weights_rank{r}.pt`` into OUT_DIR; rank 0's ``train`` writes its checkpoint there.
@@ -72,7 +72,7 @@ def main(out_dir: str) -> None:
     """Train the patched tiny ViT for 4 steps on 2 ranks (gloo) and record what each rank saw."""
     import torch.distributed as dist
 
-    from tokenmerge.core.training import TrainConfig, train
+    from tokenmerge.experiments.training import TrainConfig, train
     from tokenmerge.image import apply_patch
 
     rank = int(os.environ["RANK"])

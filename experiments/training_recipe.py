@@ -5,7 +5,7 @@ parameters, position embeddings and class/distillation/register tokens; linear w
 ``min_lr``; label smoothing for single-label cross-entropy, BCE-with-logits for multi-hot targets; batch mixup
 as timm's ``Mixup`` (batch mode) does it for AudioMAE: inputs and one-hot/multi-hot targets mixed with the
 reversed batch, lambda ~ Beta(alpha, alpha); optional gradient-norm clipping and bf16 autocast. The loop that
-runs it (epochs, DDP, evaluation, checkpoints) is :mod:`tokenmerge.core.training`.
+runs it (epochs, DDP, evaluation, checkpoints) is :mod:`tokenmerge.experiments.training`.
 """
 
 from __future__ import annotations
@@ -189,7 +189,7 @@ def unpack_batch(batch) -> tuple[Tensor, Tensor]:
     if isinstance(batch, (tuple, list)) and len(batch) == 2:
         return batch[0], batch[1]
     raise TypeError(
-        f"A batch must be (inputs, targets) or a tokenmerge.core.data.Batch; got {type(batch).__name__}. "
+        f"A batch must be (inputs, targets) or a tokenmerge.experiments.data.Batch; got {type(batch).__name__}. "
         "Make the dataset return (input, target) pairs or pass a collate_fn that builds one of these."
     )
 

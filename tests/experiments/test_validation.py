@@ -3,9 +3,9 @@
 import pytest
 import torch
 
-from tokenmerge.core.cli import DataError, SettingError
-from tokenmerge.core.evaluation import Setting
-from tokenmerge.core.validation import check_device, check_num_classes, check_path, check_run, check_tome
+from tokenmerge.experiments.cli import DataError, SettingError
+from tokenmerge.experiments.evaluation import Setting
+from tokenmerge.experiments.validation import check_device, check_num_classes, check_path, check_run, check_tome
 
 RUN = {"device": "cpu", "dtype": "float32", "seed": 0, "throughput": {"batch_size": 4, "rounds": 2}}
 

@@ -17,7 +17,9 @@ from pathlib import Path
 import torch
 from torch import Tensor, nn
 
-from .adapter import ModelAdapter, ToMeHandle, temporary_patch
+from tokenmerge.core.adapter import ModelAdapter, ToMeHandle, temporary_patch
+from tokenmerge.core.schedule import ScheduleSpec, clamp_note
+
 from .cli import DataError, SettingError
 from .data import Batch, Unreadable, quiet_skips, report_skipped
 from .distributed import broadcast_from_main, current_context, gather_objects, shard_loader
@@ -25,7 +27,6 @@ from .environment import environment
 from .flops import count_flops
 from .metrics import classification_metrics
 from .progress import progress
-from .schedule import ScheduleSpec, clamp_note
 from .throughput import measure_interleaved, write_json
 
 log = logging.getLogger(__name__)
@@ -73,7 +74,7 @@ def predict(
     forward: Forward = plain_forward,
     dtype: torch.dtype | None = None,
 ) -> Predictions:
-    """Run ``forward(model, batch.inputs)`` over a loader of :class:`~tokenmerge.core.data.Batch`; logits on CPU.
+    """Run ``forward(model, batch.inputs)`` over a loader of :class:`~tokenmerge.experiments.data.Batch`; logits on CPU.
 
     The random baselines draw per sample from the patch's ``seed`` (see :class:`ToMeConfig`), so their predictions
     do not depend on batching or on the number of processes. In a torchrun process group each
@@ -232,7 +233,7 @@ def sweep_settings(
             finishes): a sweep that was interrupted resumes with the settings it finished. The caller makes sure
             the folder belongs to this model and data (the demo clears it when they change).
 
-    Under torchrun (inside the caller's :func:`tokenmerge.core.distributed.distributed_context`) every process
+    Under torchrun (inside the caller's :func:`tokenmerge.experiments.distributed.distributed_context`) every process
     evaluates a shard of the data and gets every row with exact metrics over all samples (``world_size`` in
     each row); rank 0 alone measures throughput and writes the reference cache.
     """
@@ -397,7 +398,7 @@ LIST_COLUMNS = ("skipped", "schedule", "tokens_per_layer")
 
 
 def write_results(rows: list[dict], out_dir: str | Path, stem: str = "results", **metadata) -> tuple[Path, Path]:
-    """Write rows as JSON (with metadata, the count of skipped files and :func:`~tokenmerge.core.environment.
+    """Write rows as JSON (with metadata, the count of skipped files and :func:`~tokenmerge.experiments.environment.
     environment`: versions, processor, threads, command) and CSV; returns both paths.
 
     The CSV has one column per scalar field, the schedule as text and the number of skipped files.

@@ -5,11 +5,11 @@ import sys
 
 import pytest
 
-from tokenmerge.core.cli import DataError, SettingError, UserError, one_line, user_errors
+from tokenmerge.experiments.cli import DataError, SettingError, UserError, one_line, user_errors
 
 SCRIPT = """
 import sys
-from tokenmerge.core.cli import SettingError, user_errors
+from tokenmerge.experiments.cli import SettingError, user_errors
 
 @user_errors
 def main(kind):

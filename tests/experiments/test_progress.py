@@ -1,6 +1,6 @@
 """Progress: bars on a terminal, plain lines in a log file or notebook (no carriage returns), or nothing."""
 
-from tokenmerge.core.progress import progress, progress_mode
+from tokenmerge.experiments.progress import progress, progress_mode
 
 
 def test_lines_when_stderr_is_not_a_terminal(capsys, monkeypatch):

@@ -79,7 +79,7 @@ def compare_variants(
 
 def add_settings(rows: list[dict]) -> list[dict]:
     """Give rows named ``"r=<r> <series>"`` (and a baseline named anything else) their "r" and "series" (the
-    baseline: r=0, "baseline"), as :func:`tokenmerge.core.plots.plot_speedup_vs_r` reads them."""
+    baseline: r=0, "baseline"), as :func:`tokenmerge.experiments.plots.plot_speedup_vs_r` reads them."""
     for row in rows:
         first, _, series = row["variant"].partition(" ")
         is_setting = first.startswith("r=") and first[2:].isdigit() and series

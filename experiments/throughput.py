@@ -143,7 +143,7 @@ def measure_interleaved(
         fns: name -> callable running one batch.
         batch_size, device, dtype, warmup, **extra: as in :func:`measure_throughput`; warm-up calls per variant.
         rounds: timed calls per variant.
-        desc: show progress over the rounds under this name (see :func:`tokenmerge.core.progress.progress`).
+        desc: show progress over the rounds under this name (see :func:`tokenmerge.experiments.progress.progress`).
     """
     if rounds < 1:
         raise ValueError(f"rounds must be >= 1; got {rounds}.")

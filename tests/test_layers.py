@@ -1,0 +1,45 @@
+"""The layers and the one direction of their imports (docs/ARCHITECTURE.md).
+
+core (the merging mechanism) <- adapters (model families) <- experiments (the harness) <- image / video / audio
+(modalities) <- app. A layer imports only layers to its left (experiments may not import adapters: the harness
+works with any adapter it is given); a modality never imports another modality. Checked on the source: every
+``import`` and ``from ... import`` of every module, function bodies included.
+"""
+
+import ast
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+#: package folder -> the tokenmerge packages its modules may import (besides itself)
+ALLOWED = {
+    "core": set(),
+    "adapters": {"core"},
+    "experiments": {"core"},
+    "image": {"core", "adapters", "experiments"},
+    "video": {"core", "adapters", "experiments"},
+    "audio": {"core", "adapters", "experiments"},
+    "app": {"core", "adapters", "experiments", "image", "video", "audio"},
+}
+
+
+def _imported_packages(path: Path) -> set[str]:
+    """The tokenmerge subpackages a module imports (relative imports stay inside its own package)."""
+    found = set()
+    for node in ast.walk(ast.parse(path.read_text())):
+        names = [a.name for a in node.names] if isinstance(node, ast.Import) else []
+        if isinstance(node, ast.ImportFrom) and node.level == 0 and node.module:
+            names = [node.module]
+        found |= {name.split(".")[1] for name in names if name.startswith("tokenmerge.") and name.count(".") >= 1}
+    return found
+
+
+@pytest.mark.parametrize("package", sorted(ALLOWED))
+def test_each_layer_imports_only_the_layers_below_it(package):
+    wrong = {
+        str(path.relative_to(ROOT)): sorted(found)
+        for path in sorted((ROOT / package).rglob("*.py"))
+        if (found := _imported_packages(path) - ALLOWED[package] - {package})
+    }
+    assert not wrong, f"{package} may import only {sorted(ALLOWED[package])}; found {wrong}"
