@@ -43,3 +43,15 @@ def test_each_layer_imports_only_the_layers_below_it(package):
         if (found := _imported_packages(path) - ALLOWED[package] - {package})
     }
     assert not wrong, f"{package} may import only {sorted(ALLOWED[package])}; found {wrong}"
+
+
+def test_every_package_folder_is_installed():
+    import tomllib
+
+    setuptools = tomllib.loads((ROOT / "pyproject.toml").read_text())["tool"]["setuptools"]
+    listed, folders = set(setuptools["packages"]), setuptools["package-dir"]
+    assert set(folders) == {f"tokenmerge.{package}" for package in ALLOWED}
+    for package in ALLOWED:
+        for init in (ROOT / package).rglob("__init__.py"):
+            name = ".".join(["tokenmerge", *init.parent.relative_to(ROOT).parts])
+            assert name in listed, f"{name} is not in pyproject.toml's packages: it would not be installed"
