@@ -21,7 +21,8 @@ def test_no_top_level_core_or_image_package_is_installed(tmp_path):
         "import importlib.util, sys; "
         "names = ('core', 'adapters', 'experiments', 'image', 'video', 'audio', 'app'); "
         "found = [n for n in names if importlib.util.find_spec(n)]; "
-        "import tokenmerge.core, tokenmerge.adapters, tokenmerge.experiments, tokenmerge.image; print(found); sys.exit(1 if found else 0)"
+        "import tokenmerge.core, tokenmerge.adapters, tokenmerge.experiments, tokenmerge.image; "
+        "print(found); sys.exit(1 if found else 0)"
     )
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=tmp_path)
     assert result.returncode == 0, f"installed top-level packages: {result.stdout.strip()} {result.stderr[-500:]}"
