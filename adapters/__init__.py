@@ -1,9 +1,21 @@
-"""tokenmerge.adapters: model-family adapters over :mod:`tokenmerge.core`, shared by the modalities.
+"""tokenmerge.adapters: model-family adapters over :mod:`tokenmerge.core`, shared by the modalities and users.
 
 Each module says how one family of models embeds its input, which tokens are protected and how it pools
 (a :class:`tokenmerge.core.ModelAdapter`); it imports the core and the family's own library, never a modality.
+
+* :class:`TimmViTAdapter`: timm ``VisionTransformer`` (images; AudioMAE).
+* :class:`TorchvisionViTAdapter`: torchvision's ``VisionTransformer`` (``nn.MultiheadAttention`` blocks).
+* :class:`TransformerEncoderAdapter`: models built on ``nn.TransformerEncoder`` (subclass for embed and head).
 """
 
 from .timm_vit import TimmViTAdapter
+from .torchvision_vit import TORCHVISION_ENCODER_BLOCK, TorchvisionViTAdapter
+from .transformer_encoder import TransformerEncoderAdapter, transformer_encoder_layout
 
-__all__ = ["TimmViTAdapter"]
+__all__ = [
+    "TimmViTAdapter",
+    "TorchvisionViTAdapter",
+    "TORCHVISION_ENCODER_BLOCK",
+    "TransformerEncoderAdapter",
+    "transformer_encoder_layout",
+]

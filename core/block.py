@@ -12,6 +12,7 @@ would call it. Padding tokens (size 0, see :class:`~tokenmerge.core.state.TokenS
 
 from __future__ import annotations
 
+import torch.nn.functional as F
 from torch import Tensor, nn
 
 from .attention import biased_attention
@@ -50,6 +51,20 @@ def _apply(modules: list[nn.Module], x: Tensor) -> Tensor:
     return x
 
 
+def multihead_attention_projections(attention: nn.MultiheadAttention, x: Tensor) -> tuple[Tensor, Tensor, Tensor]:
+    """The queries, keys and values a ``torch.nn.MultiheadAttention`` makes from x [B, N, C]: three [B, N, C].
+
+    One fused ``in_proj_weight`` [3C, C] or, with other key/value widths declared equal, ``q/k/v_proj_weight``;
+    ``in_proj_bias`` [3C] or None.
+    """
+    bias = (None,) * 3 if attention.in_proj_bias is None else attention.in_proj_bias.chunk(3)
+    if attention.in_proj_weight is not None:
+        weights = attention.in_proj_weight.chunk(3)
+    else:
+        weights = (attention.q_proj_weight, attention.k_proj_weight, attention.v_proj_weight)
+    return tuple(F.linear(x, w, b) for w, b in zip(weights, bias))
+
+
 def attention_with_metric(
     block: nn.Module, x: Tensor, bias: Tensor | None, layout: BlockLayout = TIMM_BLOCK, kernel: str = "mask"
 ) -> tuple[Tensor, Tensor]:
@@ -71,6 +86,9 @@ def attention_with_metric(
     if layout.qkv is not None:
         qkv = layout.module(block, "qkv")(x).reshape(batch, tokens, 3, heads, -1).permute(2, 0, 3, 1, 4)
         q, k, v = qkv.unbind(0)
+    elif layout.multihead_attention is not None:
+        projected = multihead_attention_projections(layout.module(block, "multihead_attention"), x)
+        q, k, v = (p.reshape(batch, tokens, heads, -1).transpose(1, 2) for p in projected)
     else:
         q, k, v = (
             layout.module(block, name)(x).reshape(batch, tokens, heads, -1).transpose(1, 2)
@@ -82,7 +100,10 @@ def attention_with_metric(
     if k_norm is not None:
         k = k_norm(k)
     dropout = layout.module(block, "attn_dropout")
-    p = dropout.p if dropout is not None and block.training else 0.0
+    p = dropout.p if dropout is not None else 0.0
+    if layout.multihead_attention is not None and dropout is None:
+        p = layout.module(block, "multihead_attention").dropout
+    p = p if block.training else 0.0
     out = biased_attention(q, k, v, bias, dropout_p=p, kernel=kernel)
     out = out.transpose(1, 2).reshape(batch, tokens, -1)
     heads_norm, gate = layout.module(block, "heads_norm"), layout.module(block, "gate")

@@ -8,7 +8,8 @@ log(size) to the attention scores. A :class:`BlockLayout` names the block's subm
 - pre-norm (ViT, MAE): ``x = x + R_a(O(A(N_a(x))))``, merge, ``x = x + R_m(M(N_m(x)))``
 - post-norm (BERT): ``x = N_a(x + R_a(O(A(x))))``, merge, ``x = N_m(x + R_m(M(x)))``
 
-where A is multi-head attention from ``qkv`` (or ``query``/``key``/``value``), O the ``attn_out`` modules,
+where A is multi-head attention from ``qkv`` (or ``query``/``key``/``value``, or a ``torch.nn.MultiheadAttention``'s
+``in_proj_weight``: ``multihead_attention``), O the ``attn_out`` modules,
 M the ``mlp`` modules and R the ``*_residual`` modules (LayerScale, DropPath) in order. The block keeps its
 class and parameters; the patched forward calls these same submodules. The softmax scale is
 1/sqrt(head_dim), as in timm, MAE and BERT.
@@ -34,8 +35,13 @@ class BlockLayout:
         attn_norm: the norm before attention (pre-norm) or after the attention residual (post-norm).
         mlp_norm: the norm before the MLP (pre-norm) or after the MLP residual (post-norm).
         num_heads: the head count, or the path of an int attribute that holds it.
-        qkv: a fused projection [B, N, C] -> [B, N, 3*H*D]; or None and ``query``, ``key``, ``value``.
+        qkv: a fused projection [B, N, C] -> [B, N, 3*H*D]; or None and ``query``, ``key``, ``value``, or None and
+            ``multihead_attention``.
         query, key, value: separate projections [B, N, C] -> [B, N, H*D].
+        multihead_attention: a ``torch.nn.MultiheadAttention`` whose input projections (``in_proj_weight`` or
+            ``q/k/v_proj_weight``, and ``in_proj_bias``) make the queries, keys and values; its ``out_proj`` goes in
+            ``attn_out`` and its ``dropout`` is the attention dropout. Its own forward (``need_weights`` and all) is
+            left as it is: the patched block only reads its parameters.
         q_norm, k_norm: optional per-head norms on queries and keys [B, H, N, D].
         heads_norm: optional norm on the heads' concatenated output [B, N, H*D].
         gate: optional projection of the attention input whose sigmoid multiplies the heads' output.
@@ -58,6 +64,7 @@ class BlockLayout:
     query: str | None = None
     key: str | None = None
     value: str | None = None
+    multihead_attention: str | None = None
     q_norm: str | None = None
     k_norm: str | None = None
     heads_norm: str | None = None
@@ -73,8 +80,12 @@ class BlockLayout:
         if isinstance(self.num_heads, bool) or not isinstance(self.num_heads, int | str):
             raise TypeError(f"BlockLayout.num_heads is an int or the path of one; got {self.num_heads!r}.")
         separate = [p for p in (self.query, self.key, self.value) if p is not None]
-        if (self.qkv is None and len(separate) < 3) or (self.qkv is not None and separate):
-            raise ValueError("BlockLayout needs either qkv (a fused projection) or all of query, key and value.")
+        kinds = (self.qkv is not None) + (len(separate) == 3) + (self.multihead_attention is not None)
+        if kinds != 1 or len(separate) not in (0, 3):
+            raise ValueError(
+                "BlockLayout needs exactly one of qkv (a fused projection), all of query, key and value, or "
+                "multihead_attention (a torch.nn.MultiheadAttention)."
+            )
         if not self.attn_out or not self.mlp:
             raise ValueError("BlockLayout needs attn_out (at least the output projection) and mlp modules.")
         for name in ("attn_out", "mlp", "attn_residual", "mlp_residual", "absent_ok"):
@@ -113,10 +124,17 @@ class BlockLayout:
         return absent
 
     def head_problem(self, block: nn.Module) -> str | None:
-        """Why the head count does not fit the block's projections, or None (call after :meth:`missing`)."""
+        """Why the head count does not fit the block's projections, or why a named piece is not a module that can
+        be called, or None (call after :meth:`missing`)."""
         heads = _lookup(block, self.num_heads) if isinstance(self.num_heads, str) else self.num_heads
         if isinstance(heads, bool) or not isinstance(heads, int) or heads < 1:
             return f"num_heads={self.num_heads!r} gives {heads!r}, not a positive int"
+        for name, path in self.paths().items():
+            if name != "num_heads" and not callable(_lookup(block, path)) and _lookup(block, path) is not None:
+                kind = type(_lookup(block, path)).__name__
+                return f"{name}={path!r} is a {kind}, not a module that can be called (name the module that holds it)"
+        if self.multihead_attention is not None:
+            return _multihead_attention_problem(self.module(block, "multihead_attention"), self.multihead_attention)
         projection = self.module(block, "qkv" if self.qkv is not None else "query")
         width = getattr(projection, "out_features", None)
         parts = 3 if self.qkv is not None else 1
@@ -136,6 +154,17 @@ class BlockLayout:
     def heads(self, block: nn.Module) -> int:
         """The block's attention head count."""
         return self.num_heads if isinstance(self.num_heads, int) else int(attrgetter(self.num_heads)(block))
+
+
+def _multihead_attention_problem(attention, path: str) -> str | None:
+    """Why ``attention`` is not a ``torch.nn.MultiheadAttention`` the patched block can drive, or None."""
+    if not isinstance(attention, nn.MultiheadAttention):
+        return f"multihead_attention={path!r} is a {type(attention).__name__}, not a torch.nn.MultiheadAttention"
+    if attention.bias_k is not None or attention.add_zero_attn:
+        return f"{path!r} adds key/value bias tokens (add_bias_kv or add_zero_attn), which merging does not support"
+    if attention.kdim != attention.embed_dim or attention.vdim != attention.embed_dim:
+        return f"{path!r} has other key/value widths (kdim, vdim): it is cross-attention, not self-attention"
+    return None
 
 
 def _lookup(block: nn.Module, path: str):

@@ -126,6 +126,56 @@ def bert_layer_parts(layer: nn.Module) -> BlockParts:
     )
 
 
+def multihead_attention_parts(
+    attn: nn.MultiheadAttention,
+    *,
+    norm_first: bool,
+    attn_norm: Callable[[Tensor], Tensor],
+    mlp_norm: Callable[[Tensor], Tensor],
+    mlp: Callable[[Tensor], Tensor],
+) -> BlockParts:
+    """The pieces of a block built on ``torch.nn.MultiheadAttention`` (its fused ``in_proj_weight`` split in three)."""
+    query_weight, key_weight, value_weight = attn.in_proj_weight.chunk(3)
+    biases = (None, None, None) if attn.in_proj_bias is None else attn.in_proj_bias.chunk(3)
+    return BlockParts(
+        norm_first=norm_first,
+        num_heads=attn.num_heads,
+        attn_norm=attn_norm,
+        query_weight=query_weight,
+        query_bias=biases[0],
+        key_weight=key_weight,
+        key_bias=biases[1],
+        value_weight=value_weight,
+        value_bias=biases[2],
+        q_norm=None,
+        k_norm=None,
+        out_weight=attn.out_proj.weight,
+        out_bias=attn.out_proj.bias,
+        attn_gamma=None,
+        mlp_norm=mlp_norm,
+        mlp=mlp,
+        mlp_gamma=None,
+    )
+
+
+def torchvision_block_parts(block: nn.Module) -> BlockParts:
+    """torchvision's ``EncoderBlock`` (pre-norm: ``ln_1``, ``self_attention``, ``ln_2``, ``mlp``), in eval mode."""
+    return multihead_attention_parts(
+        block.self_attention, norm_first=True, attn_norm=block.ln_1, mlp_norm=block.ln_2, mlp=block.mlp
+    )
+
+
+def transformer_encoder_layer_parts(layer: nn.Module) -> BlockParts:
+    """PyTorch's ``nn.TransformerEncoderLayer`` (pre- or post-norm; ``linear1``, activation, ``linear2``), in eval."""
+    return multihead_attention_parts(
+        layer.self_attn,
+        norm_first=layer.norm_first,
+        attn_norm=layer.norm1,
+        mlp_norm=layer.norm2,
+        mlp=lambda h: layer.linear2(layer.activation(layer.linear1(h))),
+    )
+
+
 def linear(x: Tensor, weight: Tensor, bias: Tensor | None) -> Tensor:
     """x [..., C_in] -> x W^T + b [..., C_out]."""
     out = x @ weight.T
@@ -411,3 +461,28 @@ def bert_mean_pooled(
     tokens, size = merged_tokens(blocks, x, schedule, protected=1, prop_attn=prop_attn, mask=mask)
     pooled = torch.stack([size_weighted_mean(t, s) for t, s in zip(tokens, size)])
     return tokens, size, pooled
+
+
+def torchvision_vit(model: nn.Module, images: Tensor, schedule: Sequence[int], prop_attn: bool) -> tuple[Tensor, ...]:
+    """torchvision's ``VisionTransformer`` with merging, its class token protected, in eval mode.
+
+    Returns:
+        (tokens [B, N', C] after ``encoder.ln``, size [B, N'], logits [B, K] from the class token).
+    """
+    x = model._process_input(images)
+    x = torch.cat([model.class_token.expand(x.shape[0], -1, -1), x], dim=1) + model.encoder.pos_embedding
+    blocks = [torchvision_block_parts(block) for block in model.encoder.layers]
+    tokens, size = merged_tokens(blocks, x, schedule, protected=1, prop_attn=prop_attn)
+    tokens = model.encoder.ln(tokens)
+    return tokens, size, model.heads(tokens[:, 0])
+
+
+def transformer_encoder(encoder: nn.Module, x: Tensor, schedule: Sequence[int], prop_attn: bool, protected: int):
+    """An ``nn.TransformerEncoder`` with merging on batch-first tokens x [B, N, C], in eval mode.
+
+    Returns:
+        (tokens [B, N', C] after the encoder's final norm if any, size [B, N']).
+    """
+    blocks = [transformer_encoder_layer_parts(layer) for layer in encoder.layers]
+    tokens, size = merged_tokens(blocks, x, schedule, protected=protected, prop_attn=prop_attn)
+    return (tokens if encoder.norm is None else encoder.norm(tokens)), size

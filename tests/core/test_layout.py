@@ -95,9 +95,9 @@ def test_a_layout_that_does_not_fit_names_the_missing_pieces():
 
 
 def test_block_layout_checks_itself():
-    with pytest.raises(ValueError, match="either qkv .* or all of query, key and value"):
+    with pytest.raises(ValueError, match="exactly one of qkv .*, all of query, key and value, or multihead"):
         BlockLayout(norm_first=True, attn_norm="n", mlp_norm="m", num_heads=2, attn_out=("o",), mlp=("f",))
-    with pytest.raises(ValueError, match="either qkv"):
+    with pytest.raises(ValueError, match="exactly one of qkv"):
         BlockLayout(
             norm_first=True, attn_norm="n", mlp_norm="m", num_heads=2, attn_out=("o",), mlp=("f",), qkv="a", query="q"
         )
