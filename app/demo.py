@@ -23,6 +23,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from tokenmerge.experiments.cli import SettingError, user_errors
+from tokenmerge.experiments.plots import use_file_backend
 
 from .report import write_report
 
@@ -145,6 +146,7 @@ def run_from_arguments(args: argparse.Namespace) -> Path:
 
 @user_errors
 def main(argv: list[str] | None = None) -> None:
+    use_file_backend()
     parser = argparse.ArgumentParser(
         prog="python -m tokenmerge.app.demo", description=__doc__, formatter_class=_HelpFormatter
     )

@@ -17,7 +17,7 @@ import torch
 from PIL import Image
 
 from tokenmerge.experiments.evaluation import Setting, format_table, write_results
-from tokenmerge.experiments.plots import plot_accuracy_vs_speed
+from tokenmerge.experiments.plots import plot_accuracy_vs_speed, use_file_backend
 
 from .data import build_audio_loader
 from .embedded import WEIGHTS, WEIGHTS_TOME, load_embedded_model
@@ -93,6 +93,7 @@ def run_demo(
 
 
 def main() -> None:
+    use_file_backend()
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--out", default="outputs/demo/audio", help="output folder")
     parser.add_argument("--quick", action="store_true", help="fewer clips, r values and timing rounds")

@@ -23,7 +23,7 @@ import torch
 from tokenmerge.audio import apply_patch, create_model
 from tokenmerge.experiments import write_json
 from tokenmerge.experiments.benchmark import add_settings, compare_variants
-from tokenmerge.experiments.plots import plot_speedup_vs_r
+from tokenmerge.experiments.plots import plot_speedup_vs_r, use_file_backend
 from tokenmerge.experiments.training import TrainConfig, measure_training_throughput
 
 R_VALUES = (8, 16, 24, 32, 40)
@@ -46,6 +46,7 @@ def variants_for(name: str, r_values, device, dtype) -> tuple[dict, dict]:
 
 
 def main() -> None:
+    use_file_backend()
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--model", default="vit_base_patch16")
     parser.add_argument("--r", type=int, nargs="+", default=list(R_VALUES))

@@ -28,7 +28,7 @@ import torch
 
 from tokenmerge.experiments import write_json
 from tokenmerge.experiments.benchmark import add_settings, compare_variants
-from tokenmerge.experiments.plots import plot_speedup_vs_r
+from tokenmerge.experiments.plots import plot_speedup_vs_r, use_file_backend
 from tokenmerge.experiments.training import TrainConfig, measure_training_throughput
 from tokenmerge.image import apply_patch
 
@@ -86,6 +86,7 @@ def print_training(rows: list[dict]) -> None:
 
 
 def main() -> None:
+    use_file_backend()
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--models", nargs="+", default=list(MODELS), choices=list(MODELS))
     parser.add_argument("--device", default="cpu")

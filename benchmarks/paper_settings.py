@@ -29,6 +29,7 @@ from tokenmerge.audio import create_model as audio_model
 from tokenmerge.core.attention import ATTENTION_KERNELS
 from tokenmerge.experiments import write_json
 from tokenmerge.experiments.benchmark import compare_variants
+from tokenmerge.experiments.plots import use_file_backend
 from tokenmerge.image import apply_patch as image_patch
 from tokenmerge.video import apply_patch as video_patch
 from tokenmerge.video import create_model as video_model
@@ -100,6 +101,7 @@ def setting_rows(name: str, setting: PaperSetting, batch: int, args) -> list[dic
 
 
 def main() -> None:
+    use_file_backend()
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--settings", nargs="+", default=list(SETTINGS), choices=list(SETTINGS))
     parser.add_argument("--batches", type=int, nargs="+", default=[1, 8], help="batch 1 and a saturating batch")

@@ -21,7 +21,7 @@ import torch
 from tokenmerge.core import bipartite_soft_matching
 from tokenmerge.experiments import write_json
 from tokenmerge.experiments.benchmark import add_settings, compare_variants, peak_cuda_memory
-from tokenmerge.experiments.plots import plot_speedup_vs_r
+from tokenmerge.experiments.plots import plot_speedup_vs_r, use_file_backend
 from tokenmerge.video import apply_patch, create_model
 
 MODELS = {"vit_base_patch16": (40, 80), "vit_large_patch16": (20, 40)}  # r values: ~1.6x and ~2.2x ideal
@@ -70,6 +70,7 @@ def matching_cost(dim: int, device, dtype, batch: int, repeats: int = 5) -> dict
 
 
 def main() -> None:
+    use_file_backend()
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--models", nargs="+", default=list(MODELS), choices=list(MODELS))
     parser.add_argument("--device", default="cpu")

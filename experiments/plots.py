@@ -1,14 +1,22 @@
-"""Plots of sweep results: accuracy (and agreement with the unmerged model) against measured speed."""
+"""Plots of sweep results: accuracy (and agreement with the unmerged model) against measured speed.
+
+Importing this module leaves matplotlib's backend alone, so plots show inline in Jupyter; command-line entry points
+that only write files call :func:`use_file_backend` first.
+"""
 
 from __future__ import annotations
 
 from pathlib import Path
 
 import matplotlib
+import matplotlib.pyplot as plt
+from matplotlib.figure import Figure
 
-matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402
-from matplotlib.figure import Figure  # noqa: E402
+
+def use_file_backend() -> None:
+    """For command-line entry points that only write image files: draw with Agg (no window or display needed)."""
+    matplotlib.use("Agg")
+
 
 LABELS = {"tome": "ToMe (bipartite soft matching)", "random_merge": "random merging", "random_drop": "random dropping"}
 #: Where a point's label may go (offset in points), tried in order until it overlaps no label placed before.

@@ -1,14 +1,15 @@
-"""Progress for long steps: tqdm bars on a terminal, plain lines in a log file or a notebook.
+"""Progress for long steps: tqdm bars on a terminal, widget bars in Jupyter, plain lines in a log file.
 
-Nested tqdm bars written to a file (``make demo > log``) or to a notebook without widgets turn into carriage
-returns and escape codes. :func:`progress` therefore draws a bar only when stderr is a terminal; otherwise it
-prints one line per step (``desc 3/22: ...``) and, for long inner loops, at most one line every
-``interval`` seconds plus a final line. ``TOKENMERGE_PROGRESS=bars|lines|off`` overrides the choice. Under
-torchrun only rank 0 shows progress.
+Nested tqdm bars written to a file (``make demo > log``) turn into carriage returns and escape codes.
+:func:`progress` therefore draws a text bar only when stderr is a terminal and a widget bar (``tqdm.notebook``, with
+the notebook extra's ipywidgets) in a Jupyter kernel; otherwise it prints one line per step (``desc 3/22: ...``)
+and, for long inner loops, at most one line every ``interval`` seconds plus a final line.
+``TOKENMERGE_PROGRESS=bars|widgets|lines|off`` overrides the choice. Under torchrun only rank 0 shows progress.
 """
 
 from __future__ import annotations
 
+import importlib.util
 import os
 import sys
 import time
@@ -25,14 +26,23 @@ __all__ = ["progress", "progress_mode"]
 
 
 def progress_mode() -> str:
-    """ "bars" when stderr is a terminal, else "lines"; ``TOKENMERGE_PROGRESS`` (bars, lines, off) overrides;
-    "off" in torchrun's processes other than rank 0."""
+    """ "widgets" in a Jupyter kernel with ipywidgets, "bars" when stderr is a terminal, else "lines";
+    ``TOKENMERGE_PROGRESS`` (bars, widgets, lines, off) overrides; "off" in torchrun's processes other than rank 0."""
     if not is_main_process():
         return "off"
     mode = os.environ.get("TOKENMERGE_PROGRESS", "").strip().lower()
-    if mode in ("bars", "lines", "off"):
+    if mode in ("bars", "widgets", "lines", "off"):
         return mode
+    if _in_jupyter_kernel() and importlib.util.find_spec("ipywidgets") is not None:
+        return "widgets"
     return "bars" if getattr(sys.stderr, "isatty", lambda: False)() else "lines"
+
+
+def _in_jupyter_kernel() -> bool:
+    """Whether this process is a Jupyter (IPython) kernel."""
+    ipython = sys.modules.get("IPython")
+    shell = ipython.get_ipython() if ipython is not None and hasattr(ipython, "get_ipython") else None
+    return shell is not None and hasattr(shell, "kernel")
 
 
 def progress(
@@ -64,6 +74,11 @@ def progress(
     mode = progress_mode()
     if mode == "bars":
         yield from tqdm(iterable, desc=desc, total=total, leave=leave, unit=unit, dynamic_ncols=True)
+        return
+    if mode == "widgets":
+        from tqdm.notebook import tqdm as widget_bar
+
+        yield from widget_bar(iterable, desc=desc, total=total, leave=leave, unit=unit)
         return
     if mode == "off":
         yield from iterable

@@ -20,7 +20,7 @@ from PIL import Image
 
 from tokenmerge.experiments.cli import DataError, user_errors
 from tokenmerge.experiments.evaluation import average_over_seeds
-from tokenmerge.experiments.plots import plot_accuracy_vs_speed
+from tokenmerge.experiments.plots import plot_accuracy_vs_speed, use_file_backend
 
 from .data import build_eval_loader
 from .embedded import WEIGHTS, load_embedded_model, read_metadata
@@ -115,6 +115,7 @@ class _HelpFormatter(argparse.RawDescriptionHelpFormatter, argparse.ArgumentDefa
 
 @user_errors
 def main(argv: list[str] | None = None) -> None:
+    use_file_backend()
     parser = argparse.ArgumentParser(
         prog="python -m tokenmerge.image.demo", description=__doc__, formatter_class=_HelpFormatter
     )

@@ -17,7 +17,7 @@ from PIL import Image
 
 from tokenmerge.experiments.data import Batch
 from tokenmerge.experiments.evaluation import Setting, format_table, write_results
-from tokenmerge.experiments.plots import plot_accuracy_vs_speed
+from tokenmerge.experiments.plots import plot_accuracy_vs_speed, use_file_backend
 
 from .embedded import WEIGHTS, load_embedded_model
 from .evaluate import sweep
@@ -91,6 +91,7 @@ def run_demo(
 
 
 def main() -> None:
+    use_file_backend()
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--out", default="outputs/demo/video")
     parser.add_argument("--weights", default=str(WEIGHTS))

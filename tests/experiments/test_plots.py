@@ -25,3 +25,16 @@ def test_point_labels_do_not_overlap(tmp_path):
             assert not box_a.overlaps(box_b), f"labels {a!r} and {b!r} overlap"
         assert ax.get_xlabel() == "throughput (samples/s, batch 64, cpu: AMD EPYC 7B13, 1 thread)"
     assert plot_accuracy_vs_speed(rows(), tmp_path / "p.png").is_file()
+
+
+def test_importing_the_plots_leaves_the_backend_alone():
+    # In Jupyter the inline backend is already chosen; switching to Agg at import made plt.show() show nothing.
+    import subprocess
+    import sys
+
+    code = (
+        "import matplotlib; matplotlib.use('svg'); import tokenmerge.experiments.plots, tokenmerge.image.visualize; "
+        "print(matplotlib.get_backend())"
+    )
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert result.stdout.strip() == "svg"

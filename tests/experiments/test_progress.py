@@ -21,3 +21,15 @@ def test_the_environment_chooses(capsys, monkeypatch):
     assert list(progress(range(2), "quiet", every_step=True)) == [0, 1] and capsys.readouterr().err == ""
     monkeypatch.setenv("TOKENMERGE_PROGRESS", "bars")
     assert list(progress(range(2), "bar")) == [0, 1] and "2/2" in capsys.readouterr().err
+
+
+def test_a_jupyter_kernel_gets_widget_bars(monkeypatch):
+    import sys
+    import types
+
+    monkeypatch.delenv("TOKENMERGE_PROGRESS", raising=False)
+    shell = types.SimpleNamespace(kernel=object())  # what IPython.get_ipython() returns inside a kernel
+    monkeypatch.setitem(sys.modules, "IPython", types.SimpleNamespace(get_ipython=lambda: shell))
+    assert progress_mode() == "widgets"
+    monkeypatch.setitem(sys.modules, "IPython", types.SimpleNamespace(get_ipython=lambda: None))  # a plain shell
+    assert progress_mode() == "lines"

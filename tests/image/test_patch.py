@@ -100,16 +100,17 @@ def test_schedule_can_change_between_forwards():
     assert outs == [65, 65 - 12, 65 - 10, 65 - 8 - 4 - 0, handle.tokens_per_layer(65)[-1]]
 
 
-def test_proportional_attention_and_methods_change_output():
+def test_random_baselines_remove_r_tokens_per_block_and_keep_sizes_honest():
+    # ToMe's values and proportional attention at r > 0 are checked against the paper (test_paper_reference.py).
     model, x = _model("class_token"), _images()
-    handle = apply_patch(model, r=8)
-    with_prop = model(x)
-    handle.config.prop_attn = False
-    assert not torch.allclose(model(x), with_prop)
-    handle.config.prop_attn = True
-    for method in ("random_merge", "random_drop"):
-        handle.config.method = method
-        assert model(x).shape == with_prop.shape
+    handle = apply_patch(model, r=8, method="random_merge", seed=0)
+    tokens, state = handle.forward_tokens(x)
+    assert tokens.shape[1] == 65 - 3 * 8 and torch.equal(state.size.sum(1), torch.full((3, 1), 65.0))
+    assert state.size[:, 0].eq(1).all()  # the class token never merges
+    handle.config.method = "random_drop"
+    tokens, state = handle.forward_tokens(x)
+    assert tokens.shape[1] == 65 - 3 * 8 and state.size.eq(1).all()  # dropped tokens take their size with them
+    assert model(x).shape == (3, 7)
 
 
 def test_train_mode_gradients_and_inference_mode():
