@@ -16,20 +16,15 @@ from torch import Tensor, nn
 from tokenmerge.core import ModelAdapter, TokenState, size_weighted_pool
 from tokenmerge.core.pooling import POOLS
 
-VIT_PARTS = ("patch_embed", "_pos_embed", "blocks", "norm", "num_prefix_tokens", "forward_head")
-
 
 class TimmViTAdapter(ModelAdapter):
     """timm ``VisionTransformer`` and subclasses (DeiT distilled, register tokens, LayerScale, q/k-norm)."""
 
+    required_parts = ("patch_embed", "_pos_embed", "blocks", "norm", "num_prefix_tokens", "forward_head")
+    supports = "apply_patch supports timm VisionTransformer-family models"
+    parts_hint = "(Hierarchical models such as Swin or ConvNeXt have no token sequence to merge.)"
+
     def check(self, model: nn.Module) -> None:
-        missing = [p for p in VIT_PARTS if not hasattr(model, p)]
-        if missing:
-            raise TypeError(
-                f"apply_patch supports timm VisionTransformer-family models; {type(model).__name__} lacks "
-                f"{', '.join(missing)}. (Hierarchical models such as Swin or ConvNeXt have no token sequence to "
-                "merge.)"
-            )
         super().check(model)
         if getattr(model, "attn_pool", None) is not None:
             raise TypeError(

@@ -24,22 +24,14 @@ TORCHVISION_ENCODER_BLOCK = BlockLayout(
     attn_out=("self_attention.out_proj", "dropout"),
     mlp=("mlp",),
 )
-MODEL_PARTS = ("_process_input", "class_token", "encoder", "heads")
 
 
 class TorchvisionViTAdapter(ModelAdapter):
     """``torchvision.models.VisionTransformer``: class token protected, class-token head."""
 
     layout = TORCHVISION_ENCODER_BLOCK
-
-    def check(self, model: nn.Module) -> None:
-        missing = [p for p in MODEL_PARTS if not hasattr(model, p)]
-        if missing:
-            raise TypeError(
-                f"TorchvisionViTAdapter supports torchvision's VisionTransformer; {type(model).__name__} lacks "
-                f"{', '.join(missing)}."
-            )
-        super().check(model)
+    required_parts = ("_process_input", "class_token", "encoder", "heads")
+    supports = "TorchvisionViTAdapter supports torchvision's VisionTransformer"
 
     def blocks(self, model: nn.Module):
         return model.encoder.layers

@@ -49,7 +49,10 @@ class TransformerEncoderAdapter(ModelAdapter):
         return attrgetter(self.encoder_path)(model)
 
     def check(self, model: nn.Module) -> None:
-        encoder = attrgetter(self.encoder_path)(model) if _has_path(model, self.encoder_path) else None
+        try:
+            encoder = self.encoder(model)
+        except AttributeError:
+            encoder = None
         if not isinstance(encoder, nn.TransformerEncoder):
             raise TypeError(
                 f"TransformerEncoderAdapter needs an nn.TransformerEncoder at model.{self.encoder_path}; found "
@@ -67,11 +70,3 @@ class TransformerEncoderAdapter(ModelAdapter):
     def finish(self, model: nn.Module, x):
         norm = self.encoder(model).norm
         return x if norm is None else norm(x)
-
-
-def _has_path(model: nn.Module, path: str) -> bool:
-    try:
-        attrgetter(path)(model)
-    except AttributeError:
-        return False
-    return True

@@ -21,6 +21,7 @@ from timm.models.vision_transformer import Block
 
 from tokenmerge.core import bipartite_soft_matching, merge_wavg
 from tokenmerge.experiments import measure_interleaved, write_json
+from tokenmerge.experiments.throughput import dtype_name
 
 SCALES = [  # name, tokens (class token included), channels, heads, batch, r: the paper's settings
     ("ViT-S/16 image", 197, 384, 6, 8, 13),
@@ -55,7 +56,7 @@ def bench_scale(name, tokens, channels, heads, batch, r, dtype, device, rounds):
     ms = {k: 1e3 * statistics.median(v.seconds_per_batch) for k, v in timed.items()}
     return {
         "scale": name,
-        "dtype": str(dtype).removeprefix("torch."),
+        "dtype": dtype_name(dtype),
         "tokens": tokens,
         "channels": channels,
         "batch": batch,

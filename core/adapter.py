@@ -54,10 +54,20 @@ class ModelAdapter:
     #: Model methods that would run the blocks without merging (timm's intermediate-feature APIs): while patched,
     #: they refuse with a clear error instead of returning the unmerged model's features.
     unmerged_paths: tuple[str, ...] = ("forward_intermediates", "get_intermediate_layers")
+    #: Attributes every model of the family has, checked first by :meth:`check`; a model that lacks one is refused
+    #: with "<supports>; <Model> lacks <parts>. <parts_hint>".
+    required_parts: tuple[str, ...] = ()
+    supports: str = "this adapter supports one model family"
+    parts_hint: str = ""
 
     def check(self, model: nn.Module) -> None:
-        """Raise a clear ``TypeError`` if the model cannot be patched: a block that does not fit ``layout``, or
-        one with windowed attention, a grid-tied relative position bias or cross-attention."""
+        """Raise a clear ``TypeError`` if the model cannot be patched: a missing ``required_parts`` attribute, a block
+        that does not fit ``layout``, or one with windowed attention, a grid-tied relative position bias or
+        cross-attention."""
+        missing = [part for part in self.required_parts if not hasattr(model, part)]
+        if missing:
+            hint = f" {self.parts_hint}" if self.parts_hint else ""
+            raise TypeError(f"{self.supports}; {type(model).__name__} lacks {', '.join(missing)}.{hint}")
         reason = unsupported_model_reason(model)
         if reason:
             raise TypeError(f"{type(model).__name__} cannot merge tokens: {reason}")

@@ -65,6 +65,19 @@ def multihead_attention_projections(attention: nn.MultiheadAttention, x: Tensor)
     return tuple(F.linear(x, w, b) for w, b in zip(weights, bias))
 
 
+def _attention_dropout(block: nn.Module, layout: BlockLayout) -> float:
+    """The attention-probability dropout while training: ``attn_dropout.p``, else a ``nn.MultiheadAttention``'s
+    ``dropout``; 0 in eval mode."""
+    dropout = layout.module(block, "attn_dropout")
+    if not block.training:
+        return 0.0
+    if dropout is not None:
+        return dropout.p
+    if layout.multihead_attention is not None:
+        return layout.module(block, "multihead_attention").dropout
+    return 0.0
+
+
 def attention_with_metric(
     block: nn.Module, x: Tensor, bias: Tensor | None, layout: BlockLayout = TIMM_BLOCK, kernel: str = "mask"
 ) -> tuple[Tensor, Tensor]:
@@ -99,12 +112,7 @@ def attention_with_metric(
         q = q_norm(q)
     if k_norm is not None:
         k = k_norm(k)
-    dropout = layout.module(block, "attn_dropout")
-    p = dropout.p if dropout is not None else 0.0
-    if layout.multihead_attention is not None and dropout is None:
-        p = layout.module(block, "multihead_attention").dropout
-    p = p if block.training else 0.0
-    out = biased_attention(q, k, v, bias, dropout_p=p, kernel=kernel)
+    out = biased_attention(q, k, v, bias, dropout_p=_attention_dropout(block, layout), kernel=kernel)
     out = out.transpose(1, 2).reshape(batch, tokens, -1)
     heads_norm, gate = layout.module(block, "heads_norm"), layout.module(block, "gate")
     if heads_norm is not None:

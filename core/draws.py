@@ -45,13 +45,13 @@ def sample_generators(seed: int, inputs: Tensor | Mapping[str, Tensor], device=N
         device: the device the generators draw on.
     """
     tensors = list(inputs.values()) if isinstance(inputs, Mapping) else [inputs]
-    tensors = [t for t in tensors if isinstance(t, Tensor)]
+    tensors = [t.detach().cpu().contiguous() for t in tensors if isinstance(t, Tensor)]  # one copy per tensor
     batch = tensors[0].shape[0]
     generators = []
     for i in range(batch):
         digest = hashlib.blake2b(int(seed).to_bytes(8, "little", signed=True), digest_size=8)
         for tensor in tensors:
-            digest.update(tensor[i].detach().contiguous().cpu().reshape(-1).view(torch.uint8).numpy().tobytes())
+            digest.update(tensor[i].reshape(-1).view(torch.uint8).numpy().tobytes())
         generator = torch.Generator(device=device)
         generator.manual_seed(int.from_bytes(digest.digest(), "little") >> 1)
         generators.append(generator)

@@ -130,8 +130,9 @@ class BlockLayout:
         if isinstance(heads, bool) or not isinstance(heads, int) or heads < 1:
             return f"num_heads={self.num_heads!r} gives {heads!r}, not a positive int"
         for name, path in self.paths().items():
-            if name != "num_heads" and not callable(_lookup(block, path)) and _lookup(block, path) is not None:
-                kind = type(_lookup(block, path)).__name__
+            part = _lookup(block, path)
+            if name != "num_heads" and part is not None and not callable(part):
+                kind = type(part).__name__
                 return f"{name}={path!r} is a {kind}, not a module that can be called (name the module that holds it)"
         if self.multihead_attention is not None:
             return _multihead_attention_problem(self.module(block, "multihead_attention"), self.multihead_attention)

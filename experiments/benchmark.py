@@ -12,7 +12,7 @@ import torch
 from torch import Tensor
 
 from .flops import count_flops
-from .throughput import measure_interleaved
+from .throughput import dtype_name, measure_interleaved
 
 
 def compare_variants(
@@ -68,7 +68,7 @@ def compare_variants(
             "peak_memory_mb": None if memory[name] is None else memory[name] / 2**20,
             "compiled": compile,
             "batch": inputs.shape[0],
-            "dtype": str(inputs.dtype).removeprefix("torch."),
+            "dtype": dtype_name(inputs.dtype),
             "device": speed[name].device,
             "threads": speed[name].threads,
             "rounds": rounds,

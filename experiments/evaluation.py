@@ -27,7 +27,7 @@ from .environment import environment
 from .flops import count_flops
 from .metrics import classification_metrics
 from .progress import progress
-from .throughput import measure_interleaved, write_json
+from .throughput import dtype_name, measure_interleaved, write_json
 
 log = logging.getLogger(__name__)
 
@@ -160,11 +160,6 @@ def _cached_predictions(
         torch.save(saved | {"dtype": dtype_name(dtype)}, partial)
         partial.replace(cache)
     return preds, flops
-
-
-def dtype_name(dtype: torch.dtype) -> str:
-    """torch.float16 -> "float16"."""
-    return str(dtype).removeprefix("torch.")
 
 
 def accuracy_dtype(model: nn.Module, input_shape: tuple[int, ...], device, dtype: torch.dtype) -> torch.dtype:

@@ -78,6 +78,11 @@ def _time_call(fn: Callable[[], object], device: torch.device) -> float:
     return time.perf_counter() - start
 
 
+def dtype_name(dtype: torch.dtype) -> str:
+    """torch.float16 -> "float16" (how results name a dtype)."""
+    return str(dtype).removeprefix("torch.")
+
+
 def _result(
     times: list[float], batch_size: int, device: torch.device, dtype: torch.dtype, warmup: int, extra: dict
 ) -> ThroughputResult:
@@ -86,7 +91,7 @@ def _result(
         seconds_per_batch=times,
         batch_size=batch_size,
         device=device_name(device),
-        dtype=str(dtype).removeprefix("torch."),
+        dtype=dtype_name(dtype),
         threads=torch.get_num_threads(),
         warmup=warmup,
         repeats=len(times),

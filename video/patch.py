@@ -20,22 +20,14 @@ from torch import Tensor, nn
 
 from tokenmerge.core import ModelAdapter, ScheduleSpec, TokenState, ToMeHandle, patch_model, size_weighted_mean
 
-MODEL_PARTS = ("embed", "time_slices", "blocks", "norm", "head_drop", "head", "num_prefix_tokens")
-
 
 class SpatiotemporalAdapter(ModelAdapter):
-    """:class:`~tokenmerge.video.SpatiotemporalViT` and models with its parts (see ``MODEL_PARTS``)."""
+    """:class:`~tokenmerge.video.SpatiotemporalViT` and models with its parts (see ``required_parts``)."""
 
     merge_scopes = ("spacetime", "frame")
-
-    def check(self, model: nn.Module) -> None:
-        missing = [p for p in MODEL_PARTS if not hasattr(model, p)]
-        if missing:
-            raise TypeError(
-                f"tokenmerge.video.apply_patch supports SpatiotemporalViT (MAE-ST layout); {type(model).__name__} "
-                f"lacks {', '.join(missing)}. For other video models, write a ModelAdapter (tokenmerge.core)."
-            )
-        super().check(model)
+    required_parts = ("embed", "time_slices", "blocks", "norm", "head_drop", "head", "num_prefix_tokens")
+    supports = "tokenmerge.video.apply_patch supports SpatiotemporalViT (MAE-ST layout)"
+    parts_hint = "For other video models, write a ModelAdapter (tokenmerge.core)."
 
     def protected(self, model: nn.Module) -> int:
         return int(model.num_prefix_tokens)
