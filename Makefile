@@ -32,8 +32,8 @@ test: venv
 	exit $$rc
 
 lint: venv
-	$(VENV)/bin/ruff check app core adapters experiments image video audio tests benchmarks
-	$(VENV)/bin/ruff format --check app core adapters experiments image video audio tests benchmarks
+	$(VENV)/bin/ruff check api app core adapters experiments image video audio tests benchmarks
+	$(VENV)/bin/ruff format --check api app core adapters experiments image video audio tests benchmarks
 
 benchmark: venv
 	$(PY) benchmarks/merge_overhead.py

@@ -6,13 +6,18 @@ Each module says how one family of models embeds its input, which tokens are pro
 * :class:`TimmViTAdapter`: timm ``VisionTransformer`` (images; AudioMAE).
 * :class:`TorchvisionViTAdapter`: torchvision's ``VisionTransformer`` (``nn.MultiheadAttention`` blocks).
 * :class:`TransformerEncoderAdapter`: models built on ``nn.TransformerEncoder`` (subclass for embed and head).
+
+:func:`check_adapter` checks any adapter against its model (``tokenmerge.check_adapter``).
 """
 
+from .check import AdapterReport, check_adapter
 from .timm_vit import TimmViTAdapter
 from .torchvision_vit import TORCHVISION_ENCODER_BLOCK, TorchvisionViTAdapter
 from .transformer_encoder import TransformerEncoderAdapter, transformer_encoder_layout
 
 __all__ = [
+    "AdapterReport",
+    "check_adapter",
     "TimmViTAdapter",
     "TorchvisionViTAdapter",
     "TORCHVISION_ENCODER_BLOCK",

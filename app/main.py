@@ -2,8 +2,7 @@
 
     tokenmerge demo [--quick] [--fresh] [--out outputs/demo]     the main job: all modalities, one report
     tokenmerge eval image|video|audio [hydra overrides]          evaluate a model and data with a ToMe setting
-    tokenmerge train video|audio [hydra overrides]               fine-tune with merging on (Hydra; torchrun: DDP)
-    tokenmerge train image [--steps ...] [--tome-r ...]          train the embedded image model (argparse)
+    tokenmerge train image|video|audio [hydra overrides]         fine-tune with merging on (Hydra; torchrun: DDP)
     tokenmerge visualize image PHOTO [--model ...] [--r 8]       draw the merged groups on an image
     tokenmerge visualize video [VIDEO] [--r 16] [--scope ...]    ... across the frames of a clip
     tokenmerge visualize audio [AUDIO] [--r 6] [--start ...]     ... over a spectrogram
@@ -38,15 +37,9 @@ TRAIN_EXAMPLES = """examples:
   tokenmerge train video tome.r=16 model.checkpoint=video/weights/clip_vit.safetensors train.steps=500
   tokenmerge train video model=vit_large_patch16 model.checkpoint=mae_st.pth data.train=/k400/train.csv tome.r=20
   tokenmerge train audio tome.r=8 model.checkpoint=audio/weights/speech_vit.safetensors train.steps=600
-  tokenmerge train image --steps 4000 --tome-r 4 --out outputs/photo_vit.safetensors
+  tokenmerge train image model=deit_small_patch16_224 data.train=/data/flowers/train data.val=/data/flowers/val
   torchrun --nproc_per_node 2 -m tokenmerge.app.main train video tome.r=16     DDP, rank 0 writes
   tokenmerge train video --help                                   the config groups and every option"""
-#: What ``tokenmerge train <modality>`` runs: a Hydra fine-tuning job, or the image model's argparse script.
-TRAIN_MODULES = {
-    "image": "tokenmerge.image.train_embedded",
-    "video": "tokenmerge.video.train",
-    "audio": "tokenmerge.audio.train",
-}
 BENCHMARKS = {
     "image": "image_throughput.py",
     "video": "video_throughput.py",
@@ -129,10 +122,10 @@ def parser() -> argparse.ArgumentParser:
     _passthrough(
         commands,
         "train",
-        "train or fine-tune a model with merging on (video, audio: Hydra; image: the embedded model)",
+        "fine-tune a model with merging on (Hydra)",
         "Train with a merge schedule active; weights, training state and history in the output folder. Everything "
-        "after the modality goes to the training job: Hydra overrides for video and audio (tokenmerge train video "
-        "--help shows the config), options for image (tokenmerge train image --help).",
+        "after the modality goes to the training job as Hydra overrides (tokenmerge train video --help shows the "
+        "config). The embedded models train with python -m tokenmerge.<modality>.train_embedded.",
         ("modality", MODALITIES),
         ("args", "Hydra overrides (video, audio) or options (image)"),
         epilog=TRAIN_EXAMPLES,
@@ -166,10 +159,8 @@ def main(argv: list[str] | None = None) -> None:
         demo.run_from_arguments(args)
     elif args.command == "eval":
         _run_hydra(f"tokenmerge.{args.modality}.run_eval", f"tokenmerge eval {args.modality}", args.overrides)
-    elif args.command == "train" and args.modality == "image":
-        importlib.import_module(TRAIN_MODULES["image"]).main(args.args)
     elif args.command == "train":
-        _run_hydra(TRAIN_MODULES[args.modality], f"tokenmerge train {args.modality}", args.args)
+        _run_hydra(f"tokenmerge.{args.modality}.train", f"tokenmerge train {args.modality}", args.args)
     elif args.command == "visualize":
         importlib.import_module(f"tokenmerge.{args.modality}.visualize").main(args.args)
     elif args.command == "bench":

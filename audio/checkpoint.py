@@ -10,9 +10,10 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from tokenmerge.experiments.checkpoint import load_state_dict_exactly, read_state_dict
+from tokenmerge.experiments.checkpoint import load_encoder, load_state_dict_exactly, read_state_dict
 
-from .model import SpectrogramViT
+from .embedded import WEIGHTS, WEIGHTS_TOME, load_embedded_model
+from .model import CONFIGS, SpectrogramViT, create_model
 
 
 def load_checkpoint(model: SpectrogramViT, path: str | Path) -> SpectrogramViT:
@@ -27,16 +28,13 @@ def load_checkpoint(model: SpectrogramViT, path: str | Path) -> SpectrogramViT:
     return load_state_dict_exactly(model, read_state_dict(path), source=f"checkpoint {path}")
 
 
-#: Keys of an AudioMAE pre-training checkpoint that fine-tuning does not use (decoder, mask token, encoder norm).
-PRETRAINING_ONLY = ("decoder", "mask_token", "norm.")
-
-
 def load_pretrained_encoder(model: SpectrogramViT, path: str | Path) -> list[str]:
-    """Start fine-tuning from an AudioMAE *pre-training* checkpoint: load the encoder, keep the new head.
+    """Start fine-tuning from an AudioMAE *pre-training* checkpoint: load the encoder, re-initialise the head.
 
     The patch embedding, class token, position embeddings and every block must be in the checkpoint with the
     model's shapes; the decoder, mask token and the encoder's final ``norm`` (AudioMAE's fine-tuning replaces it by
-    ``fc_norm`` on the pooled tokens) are skipped, and ``fc_norm`` / ``head`` keep their fresh initialisation.
+    ``fc_norm`` on the pooled tokens) are skipped, ``fc_norm`` keeps its fresh initialisation and the head is
+    drawn as AudioMAE's fine-tuning draws it (:func:`tokenmerge.experiments.checkpoint.load_encoder`).
 
     Returns:
         The checkpoint keys that were not loaded.
@@ -44,23 +42,37 @@ def load_pretrained_encoder(model: SpectrogramViT, path: str | Path) -> list[str
     Raises:
         ValueError: an encoder key is missing or mis-shaped (all are named).
     """
-    state = read_state_dict(path)
-    own = model.state_dict()
-    encoder = [
-        k
-        for k in own
-        if not k.startswith(("head.", "fc_norm.")) and not (k.startswith("norm.") and model.global_pool == "avg")
-    ]
-    missing = [k for k in encoder if k not in state]
-    misshaped = [
-        f"{k}: checkpoint {tuple(state[k].shape)} vs model {tuple(own[k].shape)}"
-        for k in encoder
-        if k in state and state[k].shape != own[k].shape
-    ]
-    if missing or misshaped:
-        raise ValueError(
-            f"The pre-training checkpoint {path} does not fit the encoder of {type(model).__name__}: "
-            f"missing {missing[:8]}, mis-shaped {misshaped[:8]}. Check the size and target_length."
-        )
-    model.load_state_dict({k: state[k].to(own[k].dtype) for k in encoder}, strict=False)
-    return sorted(set(state) - set(encoder))
+    fresh = ("head.", "fc_norm.", "norm.") if model.global_pool == "avg" else ("head.", "fc_norm.")
+    source = f"pre-training checkpoint {path}"
+    return load_encoder(model, read_state_dict(path), fresh, source, model.head)
+
+
+EMBEDDED = {"embedded": WEIGHTS, "embedded_tome": WEIGHTS_TOME}
+
+
+def load_model(
+    name: str = "embedded",
+    *,
+    checkpoint: str | None = None,
+    num_classes: int | None = None,
+    target_length: int | None = None,
+    global_pool: bool = True,
+) -> SpectrogramViT:
+    """An audio model in eval mode.
+
+    Args:
+        name: "embedded" (trained without merging), "embedded_tome" (fine-tuned with merging), or one of
+            :data:`tokenmerge.audio.CONFIGS`.
+        checkpoint: an AudioMAE .pth or our .safetensors; None: the embedded weights, or random weights.
+        num_classes, target_length: override the named configuration (they must match the checkpoint).
+        global_pool: AudioMAE's mean-pooled head (its fine-tuned checkpoints) or the class token.
+    """
+    if name in EMBEDDED:
+        return load_embedded_model(checkpoint or EMBEDDED[name]).model
+    if name not in CONFIGS:
+        raise ValueError(f"Unknown audio model {name!r}; choose one of {sorted(EMBEDDED)} or {sorted(CONFIGS)}.")
+    sizes = dict(num_classes=num_classes, target_length=target_length)
+    model = create_model(name, global_pool=global_pool, **{k: v for k, v in sizes.items() if v is not None})
+    if checkpoint:
+        load_checkpoint(model, checkpoint)
+    return model.eval()

@@ -15,6 +15,9 @@ Indexes (relative file paths are relative to the index's folder):
 - **Single-label** (ESC-50, Speech Commands): a CSV with header ``file,label``, or a folder with one sub-folder of
   audio files per class. Labels are class names or indices; classes come from a list of names (``classes.txt``,
   one per line) or a class-index CSV. Targets are class indices.
+- **JSON data lists** (AudioMAE's format): ``{"data": [{"wav": <file>, "labels": <mids>}, ...]}``, multi-label as
+  the ``file,labels`` CSV (``label`` instead of ``labels``: single-label); see
+  :mod:`tokenmerge.experiments.data_index`, which reads every index kind.
 
 A missing, corrupt or undecodable file never stops an evaluation: its item is an
 :class:`~tokenmerge.experiments.data.Unreadable` record (path and reason), which
@@ -23,10 +26,7 @@ A missing, corrupt or undecodable file never stops an evaluation: its item is an
 
 from __future__ import annotations
 
-import csv
 from collections.abc import Sequence
-from dataclasses import dataclass
-from functools import cached_property
 from pathlib import Path
 
 import av
@@ -38,12 +38,38 @@ from torch import Tensor
 from torch.utils.data import DataLoader, Dataset, Subset
 
 from tokenmerge.experiments.data import Unreadable, collate_skipping
+from tokenmerge.experiments.data_index import (
+    Classes,
+    ClassList,
+    DataIndex,
+    IndexReader,
+    read_class_index,
+    read_class_names,
+)
 
 from .features import AUDIOSET, FbankPreset, FbankTransform, get_preset
 
+__all__ = [
+    "AUDIO_EXTENSIONS",
+    "AUDIO_INDEX",
+    "SAMPLE_RATE",
+    "AudioDataset",
+    "AudioIndex",
+    "AudioReadError",
+    "ClassList",
+    "build_audio_loader",
+    "class_list",
+    "index_from_csv",
+    "index_from_folders",
+    "is_multilabel",
+    "load_audio",
+    "load_index",
+    "read_class_index",
+    "read_class_names",
+]
+
 SAMPLE_RATE = 16000
 AUDIO_EXTENSIONS = (".wav", ".flac", ".ogg", ".mp3", ".m4a", ".aac", ".opus", ".mp4", ".webm", ".mkv", ".avi")
-CLASS_INDEX_COLUMNS = ("index", "mid", "display_name")
 
 
 class AudioReadError(ValueError):
@@ -93,86 +119,29 @@ def _decode_with_pyav(path: Path) -> tuple[Tensor, int]:
     return torch.from_numpy(np.concatenate(chunks, axis=1)), int(rate)
 
 
-@dataclass(frozen=True)
-class AudioIndex:
-    """samples: (file path, target) pairs, target a class index or a tuple of them (multi-label);
-    classes: class names by index, or None when unknown (single-label indices only); multi_label: whether
-    targets are multi-hot."""
-
-    samples: list[tuple[str, int | tuple[int, ...]]]
-    classes: list[str] | None
-    multi_label: bool
-
-
-@dataclass(frozen=True)
-class ClassList:
-    """Class names by index, with the label ids (AudioSet mids) each may be written as."""
-
-    names: list[str]
-    ids: list[str]
-
-    @cached_property
-    def _positions(self) -> dict[str, int]:
-        return {**{name: i for i, name in enumerate(self.names)}, **{id_: i for i, id_ in enumerate(self.ids)}}
-
-    def lookup(self, label: str, where: str) -> int:
-        """The index of ``label``: an id (mid), a name, or an integer index."""
-        if label in self._positions:
-            return self._positions[label]
-        try:
-            index = int(label)
-        except ValueError:
-            raise ValueError(
-                f"{where}: unknown label {label!r}; it is not a mid, name or index of the {len(self.names)} classes. "
-                "Fix the label or pass the class list the index was written for."
-            ) from None
-        if not 0 <= index < len(self.names):
-            raise ValueError(f"{where}: label {index} is out of range; there are {len(self.names)} classes.")
-        return index
+#: How audio indexes are read (:mod:`tokenmerge.experiments.data_index`): the CSVs, AudioMAE's JSON data lists
+#: and class folders of the module doc, multi-label with a class index.
+AUDIO_INDEX = IndexReader(
+    kind="Audio",
+    noun="audio files",
+    extensions=AUDIO_EXTENSIONS,
+    json_keys=("wav",),
+    multi_label=True,
+    headerless_csv=False,
+    class_index_csv=True,
+)
+#: samples: (file path, target) pairs, target a class index or a tuple of them (multi-label); classes: class
+#: names by index, or None when unknown (single-label indices only); multi_label: whether targets are multi-hot.
+AudioIndex = DataIndex
 
 
-def read_class_index(path: str | Path) -> ClassList:
-    """Read AudioSet's ``class_labels_indices.csv`` format: header ``index,mid,display_name``, indices 0..K-1."""
-    path = Path(path)
-    if not path.is_file():
-        raise FileNotFoundError(
-            f"Class index {path} does not exist. Pass AudioSet's class_labels_indices.csv (index,mid,display_name)."
-        )
-    with path.open(newline="") as f:
-        reader = csv.DictReader(f)
-        if reader.fieldnames is None or not set(CLASS_INDEX_COLUMNS) <= set(reader.fieldnames):
-            raise ValueError(f"Class index {path} must have the header {','.join(CLASS_INDEX_COLUMNS)}.")
-        rows = sorted((int(row["index"]), row["mid"].strip(), row["display_name"].strip()) for row in reader)
-    if [index for index, _, _ in rows] != list(range(len(rows))) or not rows:
-        raise ValueError(f"Class index {path} must list the indices 0..K-1 exactly once each.")
-    return ClassList(names=[name for _, _, name in rows], ids=[mid for _, mid, _ in rows])
-
-
-def read_class_names(path: str | Path) -> ClassList:
-    """Read class names, one per line in the model's output order (blank lines ignored)."""
-    path = Path(path)
-    if not path.is_file():
-        raise FileNotFoundError(f"Class list {path} does not exist. Write one class name per line, in model order.")
-    names = [line.strip() for line in path.read_text().splitlines() if line.strip()]
-    if not names or len(set(names)) != len(names):
-        raise ValueError(f"Class list {path} must name at least one class, each once, one per line.")
-    return ClassList(names=names, ids=names)
-
-
-def class_list(classes: Sequence[str] | str | Path | None, folder: Path) -> ClassList | None:
+def class_list(classes: Classes, folder: Path) -> ClassList | None:
     """Classes from names, a class-index CSV (``.csv``) or a names file; None looks in ``folder`` for
     ``class_labels_indices.csv``, then ``classes.txt``, and returns None if neither is there."""
-    if classes is None:
-        for name, reader in (("class_labels_indices.csv", read_class_index), ("classes.txt", read_class_names)):
-            if (folder / name).is_file():
-                return reader(folder / name)
-        return None
-    if isinstance(classes, (str, Path)):
-        return read_class_index(classes) if Path(classes).suffix.lower() == ".csv" else read_class_names(classes)
-    return ClassList(names=list(classes), ids=list(classes))
+    return AUDIO_INDEX.class_list(classes, folder)
 
 
-def index_from_csv(csv_path: str | Path, classes: Sequence[str] | str | Path | None = None) -> AudioIndex:
+def index_from_csv(csv_path: str | Path, classes: Classes = None) -> AudioIndex:
     """Read a ``file,labels`` (multi-label) or ``file,label`` (single-label) CSV (module doc).
 
     Args:
@@ -180,57 +149,10 @@ def index_from_csv(csv_path: str | Path, classes: Sequence[str] | str | Path | N
         classes: class names, a class-index CSV or a names file; None looks beside the CSV
             (:func:`class_list`). Multi-label indexes need it; single-label ones may use plain indices instead.
     """
-    csv_path = Path(csv_path)
-    if not csv_path.is_file():
-        raise FileNotFoundError(
-            f"Audio index {csv_path} does not exist. Pass a CSV with header 'file,labels' (multi-label) or "
-            "'file,label', or a folder with one sub-folder of audio files per class."
-        )
-    known = class_list(classes, csv_path.parent)
-    with csv_path.open(newline="") as f:
-        rows = list(csv.reader(f))
-    header = [field.strip() for field in rows[0]] if rows else []
-    if len(header) != 2 or header[0] not in ("file", "path") or header[1] not in ("label", "labels"):
-        raise ValueError(f"{csv_path} must start with the header 'file,labels' or 'file,label', got {header}.")
-    multi_label = header[1] == "labels"
-    if known is None and multi_label:
-        raise FileNotFoundError(
-            f"{csv_path} is a multi-label index but no class index was given or found beside it; pass "
-            "classes='class_labels_indices.csv' (header index,mid,display_name)."
-        )
-    samples = []
-    for line, row in enumerate(rows[1:], start=2):
-        if not any(field.strip() for field in row):
-            continue
-        if len(row) != 2:
-            raise ValueError(f"{csv_path}:{line}: expected 2 fields (file, quoted labels), got {row}.")
-        where = f"{csv_path}:{line}"
-        path = Path(row[0].strip())
-        path = path if path.is_absolute() else csv_path.parent / path
-        if multi_label:
-            labels = [label.strip() for label in row[1].split(",") if label.strip()]
-            if not labels:
-                raise ValueError(f"{where}: no labels; every clip needs at least one.")
-            target = tuple(sorted({known.lookup(label, where) for label in labels}))
-        else:
-            target = _single_label(row[1].strip(), known, where)
-        samples.append((str(path), target))
-    names = known.names if known is not None else None
-    return _checked(AudioIndex(samples, names, multi_label), str(csv_path))
+    return AUDIO_INDEX.read_csv(csv_path, classes)
 
 
-def _single_label(label: str, known: ClassList | None, where: str) -> int:
-    if known is not None:
-        return known.lookup(label, where)
-    if not label.isdigit():
-        raise ValueError(
-            f"{where}: label {label!r} is a class name but there is no class list. Write classes.txt next to the "
-            "index (one name per line, in the model's order) or pass classes=[...]."
-        )
-    return int(label)
-
-
-def index_from_folders(root: str | Path, classes: Sequence[str] | str | Path | None = None) -> AudioIndex:
+def index_from_folders(root: str | Path, classes: Classes = None) -> AudioIndex:
     """Index ``root/<class>/<file>`` (extensions :data:`AUDIO_EXTENSIONS`).
 
     Args:
@@ -238,39 +160,12 @@ def index_from_folders(root: str | Path, classes: Sequence[str] | str | Path | N
         classes: class names in model order, a class-index CSV or a names file; None looks in ``root``
             (:func:`class_list`), else uses the sorted folder names.
     """
-    root = Path(root)
-    if not root.is_dir():
-        raise FileNotFoundError(
-            f"Audio folder {root} does not exist. Pass a folder with one sub-folder of audio files per class, or "
-            "a CSV index."
-        )
-    folders = sorted(p for p in root.iterdir() if p.is_dir())
-    known = class_list(classes, root) or ClassList([p.name for p in folders], [p.name for p in folders])
-    samples = []
-    for folder in folders:
-        files = sorted(p for p in folder.iterdir() if p.suffix.lower() in AUDIO_EXTENSIONS)
-        if files:
-            label = known.lookup(folder.name, str(folder))
-            samples += [(str(file), label) for file in files]
-    where = f"{root} (one sub-folder of audio files per class, extensions {', '.join(AUDIO_EXTENSIONS)})"
-    return _checked(AudioIndex(samples, known.names, multi_label=False), where)
+    return AUDIO_INDEX.read_folders(root, classes)
 
 
-def _checked(index: AudioIndex, where: str) -> AudioIndex:
-    if not index.samples:
-        raise ValueError(f"No audio files found in {where}.")
-    if not any(Path(path).is_file() for path, _ in index.samples):
-        raise FileNotFoundError(
-            f"None of the {len(index.samples)} files listed in {where} exist (first: {index.samples[0][0]}). "
-            "Relative paths are relative to the index's folder."
-        )
-    return index
-
-
-def load_index(source: str | Path, classes: Sequence[str] | str | Path | None = None) -> AudioIndex:
-    """A CSV index for a file, a class-folder index for a directory."""
-    source = Path(source)
-    return index_from_folders(source, classes) if source.is_dir() else index_from_csv(source, classes)
+def load_index(source: str | Path, classes: Classes = None) -> AudioIndex:
+    """A class-folder index for a directory, an AudioMAE JSON data list for a ``.json`` file, else a CSV index."""
+    return AUDIO_INDEX.load(source, classes)
 
 
 class AudioDataset(Dataset):
@@ -319,10 +214,10 @@ def build_audio_loader(
     train: bool = False,
     seed: int = 0,
 ) -> DataLoader:
-    """A DataLoader of AudioMAE features over a CSV index, a class-folder tree, or a ready dataset.
+    """A DataLoader of AudioMAE features over a CSV or JSON index, a class-folder tree, or a ready dataset.
 
     Args:
-        source: a CSV index, a class folder (see :func:`load_index`), or a dataset whose items are
+        source: a CSV or JSON index, a class folder (see :func:`load_index`), or a dataset whose items are
             ``(features, target)`` such as :class:`tokenmerge.audio.spoken_words.SpokenWordsDataset`.
         preset: feature settings or a preset name (:data:`tokenmerge.audio.features.PRESETS`); for file sources.
         classes: class names, a class-index CSV or a names file; None looks beside the index.

@@ -15,23 +15,22 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from tokenmerge.experiments.checkpoint import load_saved_model
+from tokenmerge.experiments.checkpoint import EmbeddedModel, load_saved_model
 
-from .model import SpectrogramViT
+from .model import EMBEDDED_ARCH, SpectrogramViT, create_model
 
 WEIGHTS_DIR = Path(__file__).parent / "weights"
 WEIGHTS = WEIGHTS_DIR / "speech_vit.safetensors"
 WEIGHTS_TOME = WEIGHTS_DIR / "speech_vit_tome.safetensors"
-ARCH = dict(target_length=128, num_mel_bins=128, patch_size=16, embed_dim=128, depth=6, num_heads=4, mlp_ratio=4.0)
+ARCH = EMBEDDED_ARCH
 TRAIN_COMMAND = "python -m tokenmerge.audio.train_embedded"
 
 
 def create_embedded_model(num_classes: int, **overrides) -> SpectrogramViT:
     """A randomly initialised model of the embedded architecture."""
-    return SpectrogramViT(**{**ARCH, "num_classes": num_classes, **overrides})
+    return create_model("embedded", num_classes=num_classes, **overrides)
 
 
-def load_embedded_model(path: str | Path = WEIGHTS) -> tuple[SpectrogramViT, list[str], dict]:
-    """Load a model saved by the training script (float32, eval mode). Returns (model, class names, training info)."""
-    model, meta = load_saved_model(path, lambda meta: SpectrogramViT(**meta["arch"]), TRAIN_COMMAND)
-    return model, meta["classes"], meta.get("info", {})
+def load_embedded_model(path: str | Path = WEIGHTS) -> EmbeddedModel:
+    """Load a model saved by the training script (float32, eval mode): ``.model``, ``.classes``, ``.info``."""
+    return load_saved_model(path, lambda meta: SpectrogramViT(**meta["arch"]), TRAIN_COMMAND)

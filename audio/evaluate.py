@@ -7,9 +7,6 @@ throughput, FLOPs and the FLOPs-ideal speedup (:func:`tokenmerge.experiments.eva
 
 from __future__ import annotations
 
-from pathlib import Path
-
-import torch
 from torch import nn
 
 from tokenmerge.experiments.evaluation import Setting, sweep_settings
@@ -18,21 +15,7 @@ from tokenmerge.experiments.metrics import classification_metrics, multilabel_me
 from .patch import SpectrogramAdapter
 
 
-def sweep(
-    model: nn.Module,
-    loader,
-    settings: list[Setting],
-    *,
-    multilabel: bool = False,
-    prop_attn: bool = True,
-    device: torch.device | str = "cpu",
-    throughput_batch: int = 32,
-    throughput_rounds: int = 5,
-    throughput_threads: int | None = None,
-    dtype: torch.dtype = torch.float32,
-    reference_cache: str | Path | None = None,
-    prediction_dir: str | Path | None = None,
-) -> list[dict]:
+def sweep(model: nn.Module, loader, settings: list[Setting], *, multilabel: bool = False, **options) -> list[dict]:
     """Evaluate every setting (method, r) on a SpectrogramViT; the model is left as it was.
 
     Args:
@@ -40,23 +23,10 @@ def sweep(
         loader: batches of features [B, 1, T, F] (see :func:`tokenmerge.audio.build_audio_loader`).
         settings: methods and schedules; "tome r=0" is added first as the reference.
         multilabel: score by mAP (multi-hot targets [B, K]) instead of top-1 (class indices [B]).
-        prop_attn: proportional attention for every merged setting.
-        device, throughput_batch, throughput_rounds, throughput_threads, dtype, reference_cache,
-            prediction_dir: see :func:`tokenmerge.experiments.evaluation.sweep_settings`.
+        **options: the keywords of :func:`tokenmerge.experiments.evaluation.sweep_settings` (``prop_attn``,
+            ``device``, ``throughput_batch``, ``throughput_rounds``, ``throughput_threads``, ``dtype``,
+            ``reference_cache``, ``prediction_dir``).
     """
-    return sweep_settings(
-        model,
-        SpectrogramAdapter(),
-        loader,
-        settings,
-        (model.in_chans, model.target_length, model.num_mel_bins),
-        prop_attn=prop_attn,
-        device=device,
-        throughput_batch=throughput_batch,
-        throughput_rounds=throughput_rounds,
-        throughput_threads=throughput_threads,
-        dtype=dtype,
-        reference_cache=reference_cache,
-        prediction_dir=prediction_dir,
-        metrics=multilabel_metrics if multilabel else classification_metrics,
-    )
+    input_shape = (model.in_chans, model.target_length, model.num_mel_bins)
+    metrics = multilabel_metrics if multilabel else classification_metrics
+    return sweep_settings(model, SpectrogramAdapter(), loader, settings, input_shape, metrics=metrics, **options)

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from tokenmerge.experiments.checkpoint import read_safetensors_metadata
 from tokenmerge.experiments.cli import SettingError
 from tokenmerge.experiments.data import cache_dir
 from tokenmerge.experiments.evaluation import Setting
@@ -14,15 +13,15 @@ from tokenmerge.experiments.validation import (
     check_choice,
     check_count,
     check_index_classes,
-    check_path,
+    check_model_choice,
     check_run,
 )
 
+from .checkpoint import EMBEDDED, load_model
 from .data import build_audio_loader, is_multilabel, load_index
 from .evaluate import sweep
 from .features import PRESETS
 from .model import CONFIGS
-from .models import EMBEDDED, load_model
 from .spoken_words import write_audio_dataset
 
 __all__ = ["DTYPES", "check_config", "embedded_val_index", "run_evaluation"]
@@ -43,24 +42,14 @@ def check_config(cfg: dict) -> Setting:
     setting = check_run(cfg)
     data, model = cfg["data"], cfg["model"]
     check_choice(data.get("preset"), sorted(PRESETS), "data.preset")
-    name, checkpoint = model.get("name"), model.get("checkpoint")
-    for key in ("num_classes", "target_length"):
-        check_count(model.get(key), f"model.{key}", optional=True)
-    if name in EMBEDDED:
-        hint = "Train it: python -m tokenmerge.audio.train_embedded."
-        path = check_path(checkpoint or EMBEDDED[name], "model.checkpoint", "file", hint)
-        num_classes = len(read_safetensors_metadata(path)["classes"])
-    else:
-        check_choice(name, [*sorted(EMBEDDED), *sorted(CONFIGS)], "model.name")
-        if checkpoint:
-            check_path(checkpoint, "model.checkpoint", "file", "Give an AudioMAE .pth or a .safetensors checkpoint.")
-        num_classes = model.get("num_classes") or 527
+    check_count(model.get("target_length"), "model.target_length", optional=True)
+    num_classes = check_model_choice(model, EMBEDDED, CONFIGS, "audio", "AudioMAE", 527)
     for key in ("root", "classes"):
         if data.get(key) == "???":
             raise SettingError(f"data.{key} is required for this dataset: pass data.{key}=/path/to/it.")
     if data.get("root") is None:
         return setting
-    check_index_classes(data, load_index, num_classes, name)
+    check_index_classes(data, load_index, num_classes, model["name"])
     return setting
 
 

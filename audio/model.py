@@ -107,12 +107,28 @@ class SpectrogramViT(VisionTransformer):
         return super().forward_features(x, **kwargs)
 
 
-def create_model(name: str = "vit_base_patch16", **kwargs) -> SpectrogramViT:
-    """A randomly initialised SpectrogramViT of a named size (:data:`CONFIGS`); ``kwargs`` override the rest.
+#: The embedded spoken-words models: 128 frames x 128 mel bins in 16 x 16 patches (64 tokens + class), 10 words.
+EMBEDDED_ARCH = dict(
+    target_length=128, num_mel_bins=128, patch_size=16, embed_dim=128, depth=6, num_heads=4, mlp_ratio=4.0
+)
+
+
+def create_model(name: str = "embedded", *, num_classes: int | None = None, **kwargs) -> SpectrogramViT:
+    """A randomly initialised SpectrogramViT; weights come from ``load_checkpoint`` / ``load_pretrained_encoder``.
+
+    Args:
+        name: ``"embedded"`` (:data:`EMBEDDED_ARCH`, 10 classes) or a named AudioMAE size (:data:`CONFIGS`).
+        num_classes: outputs of the head (default: 10 for the embedded task, else the constructor's).
+        **kwargs: any other constructor argument (``target_length``, ``global_pool``, ``drop_path_rate``, ...).
 
     Example:
         >>> model = create_model("vit_base_patch16", num_classes=527)  # AudioMAE's AudioSet model, 512 tokens
     """
-    if name not in CONFIGS:
-        raise ValueError(f"Unknown audio model {name!r}; choose one of {sorted(CONFIGS)}.")
-    return SpectrogramViT(**{**CONFIGS[name], **kwargs})
+    if name == "embedded":
+        base = {**EMBEDDED_ARCH, "num_classes": 10}
+    elif name in CONFIGS:
+        base = CONFIGS[name]
+    else:
+        raise ValueError(f"Unknown audio model {name!r}; choose 'embedded' or one of {sorted(CONFIGS)}.")
+    classes = {} if num_classes is None else {"num_classes": num_classes}
+    return SpectrogramViT(**{**base, **classes, **kwargs})

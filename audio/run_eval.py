@@ -9,22 +9,11 @@ Every setting (of every job, in a multirun) is checked before a model is built o
 ends with one line ``error: ...`` and exit status 2 (``HYDRA_FULL_ERROR=1`` shows the traceback).
 """
 
-import hydra
-from omegaconf import DictConfig, OmegaConf
-
-from tokenmerge.experiments.cli import user_errors
-from tokenmerge.experiments.hydra_cli import job_paths
+from tokenmerge.experiments.hydra_cli import evaluation_main
 
 from .experiment import run_evaluation
 
-
-@hydra.main(version_base=None, config_path="conf", config_name="eval")
-@user_errors
-def main(cfg: DictConfig) -> None:
-    config = OmegaConf.to_container(cfg, resolve=True)
-    out_dir, reference_cache = job_paths(config)
-    run_evaluation(config, out_dir, reference_cache=reference_cache)
-
+main = evaluation_main("tokenmerge.audio.conf", run_evaluation)
 
 if __name__ == "__main__":
     main()

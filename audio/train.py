@@ -12,19 +12,25 @@ Before training, one process measures training samples/s of the model with and w
 
 from __future__ import annotations
 
-import copy
-import os
+from collections.abc import Callable
 from pathlib import Path
 
-import hydra
 import torch
-from hydra.core.hydra_config import HydraConfig
-from omegaconf import DictConfig, OmegaConf
+from torch import Tensor
 
 from tokenmerge.core import schedule_spec
-from tokenmerge.experiments.cli import DataError, SettingError, user_errors
-from tokenmerge.experiments.distributed import default_device
-from tokenmerge.experiments.training import TrainConfig, measure_training_throughput, train
+from tokenmerge.experiments.checkpoint import UnreadableCheckpoint
+from tokenmerge.experiments.cli import DataError, SettingError
+from tokenmerge.experiments.hydra_cli import training_main
+from tokenmerge.experiments.training import TrainConfig
+from tokenmerge.experiments.training_job import (
+    check_data_paths,
+    check_global_batch,
+    read_index,
+    train_config,
+    train_with_merging,
+    world_size,
+)
 from tokenmerge.experiments.validation import check_choice, check_path, check_tome
 
 from .checkpoint import load_checkpoint, load_pretrained_encoder
@@ -48,19 +54,12 @@ def build_datasets(data: dict, seed: int):
         )
         return train_set, val_set, list(WORDS), False
     preset = get_preset(data["preset"])
-    index = _read_index(data, "train", data["classes"])
+    index = read_index(load_index, data, "train", data["classes"])
     train_set = AudioDataset(index, preset, train=True)
     val_set = None
     if data["val"]:
-        val_set = AudioDataset(_read_index(data, "val", data["classes"] or index.classes), preset)
+        val_set = AudioDataset(read_index(load_index, data, "val", data["classes"] or index.classes), preset)
     return train_set, val_set, list(index.classes), index.multi_label
-
-
-def _read_index(data: dict, key: str, classes):
-    try:
-        return load_index(data[key], classes)
-    except (FileNotFoundError, ValueError) as error:
-        raise DataError(f"data.{key}={data[key]}: {error}") from None
 
 
 def build_model(model: dict, num_classes: int, target_length: int) -> SpectrogramViT:
@@ -78,6 +77,8 @@ def build_model(model: dict, num_classes: int, target_length: int) -> Spectrogra
     if model["checkpoint"]:
         try:
             load_checkpoint(net, model["checkpoint"])
+        except UnreadableCheckpoint as error:
+            raise DataError(f"model.checkpoint={model['checkpoint']}: {error}") from None
         except ValueError as error:
             raise SettingError(
                 f"model.checkpoint={model['checkpoint']} does not fit the model ({num_classes} classes, "
@@ -89,23 +90,20 @@ def build_model(model: dict, num_classes: int, target_length: int) -> Spectrogra
     return net
 
 
-def training_throughput(net: SpectrogramViT, tome: dict, config: TrainConfig, multilabel: bool, rounds: int) -> dict:
-    """Training samples/s (forward, backward, AdamW) without and with the configured merging, in one run, on the
-    device training will use."""
-    device = default_device()
-    net = net.to(device)
-    merged = copy.deepcopy(net)
-    apply_patch(merged, r=schedule_spec(tome["r"], tome["inflection"], tome["ratio"]), prop_attn=tome["prop_attn"])
-    batch = min(config.batch_size, 32)
+def _patch(tome: dict) -> Callable[[SpectrogramViT], object]:
+    """The configured merging as a function of the model (the schedule and method of ``tome``)."""
+    spec = schedule_spec(tome["r"], tome["inflection"], tome["ratio"])
+    return lambda net: apply_patch(net, r=spec, prop_attn=tome["prop_attn"], method=tome["method"])
 
-    def make_batch():
+
+def _random_batch(net: SpectrogramViT, multilabel: bool) -> Callable[[int], tuple[Tensor, Tensor]]:
+    def make(batch: int) -> tuple[Tensor, Tensor]:
         inputs = torch.randn(batch, net.in_chans, net.target_length, net.num_mel_bins)
         classes = net.num_classes
         targets = (torch.rand(batch, classes) < 0.1).float() if multilabel else torch.randint(classes, (batch,))
         return inputs, targets
 
-    results = measure_training_throughput({"unmerged": net, "merged": merged}, make_batch, config=config, rounds=rounds)
-    return {name: result.samples_per_s for name, result in results.items()} | {"batch": batch, "device": str(device)}
+    return make
 
 
 def check_config(cfg: dict) -> TrainConfig:
@@ -120,42 +118,38 @@ def check_config(cfg: dict) -> TrainConfig:
     for key in ("checkpoint", "pretrained"):
         if model[key]:
             check_path(model[key], f"model.{key}", "file", "Give an AudioMAE .pth or a .safetensors file.")
-    for key in ("train", "val", "classes"):
-        if data[key] and not Path(data[key]).exists():
-            raise DataError(f"data.{key}={data[key]} does not exist; give a CSV index or a class-folder tree.")
-    try:
-        return TrainConfig(**cfg["train"])
-    except (TypeError, ValueError) as error:
-        raise SettingError(f"train: {error}") from None
+    check_data_paths(data)
+    return train_config(cfg["train"])
 
 
 def run_training(cfg: dict, out_dir: str | Path) -> dict:
     """Train as configured (the ``train`` config as a dict); returns a summary (also written as train_results.json)."""
     check_config(cfg)
     data, tome = cfg["data"], cfg["tome"]
-    spec = schedule_spec(tome["r"], tome["inflection"], tome["ratio"])
     train_set, val_set, classes, multilabel = build_datasets(data, cfg["train"]["seed"])
+    size = len(train_set)
+    where = f"data.train_size={size}" if data["train"] is None else f"data.train={data['train']} ({size} clips)"
+    check_global_batch(size, cfg["train"]["batch_size"], where)
     torch.manual_seed(cfg["train"]["seed"])
     net = build_model(cfg["model"], len(classes), get_preset(data["preset"]).target_length)
     smoothing = {"label_smoothing": 0.0} if multilabel else {}  # multi-label sets train with plain BCE
-    config = TrainConfig(**{**cfg["train"], **smoothing}, multilabel=multilabel, out_dir=str(out_dir))
-    summary: dict = {"classes": classes, "tome": tome, "multilabel": multilabel}
-    if cfg["throughput_rounds"] and int(os.environ.get("WORLD_SIZE", "1")) == 1:
-        summary["training_samples_per_s"] = training_throughput(net, tome, config, multilabel, cfg["throughput_rounds"])
-        print(f"training throughput (samples/s): {summary['training_samples_per_s']}")
-    handle = apply_patch(net, r=spec, prop_attn=tome["prop_attn"], method=tome["method"])
-    result = train(net, train_set, config, val_dataset=val_set, num_classes=len(classes))
-    summary |= {"schedule": handle.schedule(net.patch_embed.num_patches + 1), "metrics": result.metrics}
-    result.write_summary(summary, out_dir)
-    return summary
+    config = train_config(cfg["train"], **smoothing, multilabel=multilabel, out_dir=str(out_dir))
+    summary = {"classes": classes, "tome": tome, "multilabel": multilabel, "world_size": world_size()}
+    return train_with_merging(
+        net,
+        _patch(tome),
+        _random_batch(net, multilabel),
+        train_set,
+        config,
+        summary=summary,
+        throughput_rounds=cfg["throughput_rounds"],
+        out_dir=out_dir,
+        val_set=val_set,
+        num_classes=len(classes),
+    )
 
 
-@hydra.main(version_base=None, config_path="conf", config_name="train")
-@user_errors
-def main(cfg: DictConfig) -> None:
-    container = OmegaConf.to_container(cfg, resolve=True)
-    run_training(container, container["out_dir"] or HydraConfig.get().runtime.output_dir)
-
+main = training_main("tokenmerge.audio.conf", run_training)
 
 if __name__ == "__main__":
     main()

@@ -18,15 +18,15 @@ from pathlib import Path
 import numpy as np
 import torch
 from matplotlib import colormaps
-from PIL import Image, ImageDraw
+from PIL import Image
 from torch import Tensor, nn
 
 from tokenmerge.core import ScheduleSpec, temporary_patch
-from tokenmerge.experiments.visualize import group_map, render_groups
+from tokenmerge.experiments.visualize import group_map, label_panels, reduction_label, render_groups, warn_renamed
 
 from .patch import SpectrogramAdapter
 
-__all__ = ["spectrogram_pixels", "visualize_spectrogram_merges"]
+__all__ = ["spectrogram_pixels", "visualize_merges", "visualize_spectrogram_merges"]
 
 
 def spectrogram_pixels(features: Tensor, colormap: str = "magma") -> np.ndarray:
@@ -37,44 +37,78 @@ def spectrogram_pixels(features: Tensor, colormap: str = "magma") -> np.ndarray:
     return (colormaps[colormap](scaled)[..., :3] * 255).round().astype(np.uint8)
 
 
-@torch.no_grad()
+def visualize_merges(
+    model: nn.Module,
+    inputs: Tensor,
+    *,
+    r: ScheduleSpec = 4,
+    prop_attn: bool = True,
+    method: str = "tome",
+    class_names: Sequence[str] | None = None,
+    title: str | None = None,
+    labels: bool = True,
+    scale: int = 3,
+    classes: Sequence[str] | None = None,
+) -> Image.Image:
+    """A spectrogram above its merged groups, captioned.
+
+    The same call as ``tokenmerge.image.visualize.visualize_merges`` (an image) and
+    ``tokenmerge.video.visualize.visualize_merges`` (a clip); the keywords after ``labels`` are the spectrogram's.
+
+    Args:
+        model: a :class:`~tokenmerge.audio.SpectrogramViT` (patched for the call; a patch it had is restored).
+        inputs: one clip's features [1, T, F] (T frames, F mel bins), the model's input (e.g. from
+            :func:`tokenmerge.audio.fbank`).
+        r: schedule spec.
+        prop_attn: proportional attention.
+        method: "tome", or a baseline ("random_merge", "random_drop").
+        class_names: names of the model's classes, to caption the prediction (None: "class i").
+        title: the line above the caption (None: the model's class name; "": none).
+        labels: caption the panels (r, tokens before and after, predicted class) under the title.
+        scale: pixels per frame and per mel bin (nearest-neighbour scaling).
+        classes: deprecated spelling of ``class_names`` (warns; removed in the next release).
+
+    Returns:
+        An RGB image: two panels of T x F cells (times ``scale``), spectrogram on top, plus the captions above.
+    """
+    if classes is not None:
+        warn_renamed(
+            "tokenmerge.audio.visualize.visualize_merges(..., classes=...)", "visualize_merges(..., class_names=...)"
+        )
+        class_names = classes if class_names is None else class_names
+    device = next(model.parameters()).device
+    patched = temporary_patch(model, SpectrogramAdapter(), r, prop_attn=prop_attn, method=method)
+    with patched as handle, torch.no_grad():  # not a decorator: the warning above names the caller's line
+        logits, source = handle.traced_forward(inputs[None].to(device))
+        source, predicted, prefix = source[0].cpu(), int(logits[0].argmax()), handle.protected
+    pixels = spectrogram_pixels(inputs).repeat(scale, axis=0).repeat(scale, axis=1)  # borders stay 1 pixel wide
+    groups = group_map(source, prefix, tuple(model.patch_embed.grid_size)).T[::-1]  # laid out like the pixels
+    gap = np.full((2 * scale, pixels.shape[1], 3), 255, np.uint8)
+    picture = Image.fromarray(np.concatenate([pixels, gap, render_groups(pixels, groups)]))
+    if not labels:
+        return picture
+    after, before = source.shape  # final tokens, input tokens
+    name = class_names[predicted] if class_names else f"class {predicted}"
+    caption = f"{reduction_label(method, r)}: {before} -> {after} tokens; predicts {name}"
+    caption += " (top: spectrogram, bottom: merged groups)"
+    return label_panels([picture], [caption], type(model).__name__ if title is None else title)
+
+
 def visualize_spectrogram_merges(
     model: nn.Module,
     features: Tensor,
     r: ScheduleSpec = 4,
     *,
     prop_attn: bool = True,
-    classes: list[str] | None = None,
+    classes: Sequence[str] | None = None,
     scale: int = 3,
 ) -> Image.Image:
-    """A spectrogram above its merged groups.
-
-    Args:
-        model: a :class:`~tokenmerge.audio.SpectrogramViT` (patched for the call; a patch it had is restored).
-        features: [1, T, F] the model's input (e.g. from :func:`tokenmerge.audio.fbank`).
-        r: schedule spec.
-        prop_attn: proportional attention.
-        classes: class names, to caption the prediction (None: the class index).
-        scale: pixels per frame and per mel bin (nearest-neighbour scaling).
-
-    Returns:
-        An RGB image: two panels of T x F cells (times ``scale``) and a caption.
-    """
-    device = next(model.parameters()).device
-    with temporary_patch(model, SpectrogramAdapter(), r, prop_attn=prop_attn) as handle:
-        logits, source = handle.traced_forward(features[None].to(device))
-        source, predicted = source[0].cpu(), int(logits.argmax(-1))
-    after, before = source.shape  # final tokens, input tokens
-    pixels = spectrogram_pixels(features).repeat(scale, axis=0).repeat(scale, axis=1)  # borders stay 1 pixel wide
-    groups = group_map(source, handle.protected, tuple(model.patch_embed.grid_size)).T[::-1]  # like the pixels
-    gap = np.full((2 * scale, pixels.shape[1], 3), 255, np.uint8)
-    picture = Image.fromarray(np.concatenate([pixels, gap, render_groups(pixels, groups)]))
-    name = classes[predicted] if classes else str(predicted)
-    caption = f"r={r}: {before} -> {after} tokens, predicted '{name}'  (top: spectrogram, bottom: merged groups)"
-    out = Image.new("RGB", (picture.width, picture.height + 16), "white")
-    out.paste(picture, (0, 16))
-    ImageDraw.Draw(out).text((2, 2), caption, fill="black")
-    return out
+    """Deprecated (removed in the next release): :func:`visualize_merges`, with ``class_names=`` for ``classes=``."""
+    warn_renamed(
+        "tokenmerge.audio.visualize.visualize_spectrogram_merges(model, features, r, classes=...)",
+        "tokenmerge.audio.visualize.visualize_merges(model, inputs, r=..., class_names=...)",
+    )
+    return visualize_merges(model, features, r=r, prop_attn=prop_attn, class_names=classes, scale=scale)
 
 
 _FILE_HINT = "give an audio file (wav, flac, mp3, ogg, m4a) or a video with an audio track"
@@ -121,10 +155,10 @@ def main(argv: Sequence[str] | None = None) -> None:
     from tokenmerge.experiments.picture_command import check_r_option, checkpoint_errors, parse_r_option, save_picture
     from tokenmerge.experiments.validation import check_path
 
+    from .checkpoint import EMBEDDED, load_model
     from .embedded import load_embedded_model
     from .features import PRESETS, SPOKEN_WORDS, get_preset
     from .model import CONFIGS
-    from .models import EMBEDDED, load_model
     from .spoken_words import WORDS, SpokenWordsDataset
 
     parser = argparse.ArgumentParser(
@@ -162,7 +196,8 @@ def main(argv: Sequence[str] | None = None) -> None:
         classes = None
         with checkpoint_errors(args.checkpoint):
             if args.model in EMBEDDED:
-                model, classes, _ = load_embedded_model(args.checkpoint or EMBEDDED[args.model])
+                loaded = load_embedded_model(args.checkpoint or EMBEDDED[args.model])
+                model, classes = loaded.model, loaded.classes
             else:
                 model = load_model(args.model, checkpoint=args.checkpoint, num_classes=args.num_classes)
         check_r_option(spec, args.r, len(model.blocks))
@@ -179,8 +214,8 @@ def main(argv: Sequence[str] | None = None) -> None:
         else:
             preset = get_preset(args.preset or ("spoken_words" if args.model in EMBEDDED else "audioset"))
             features = _read_features(args.audio, model, preset, args.start)
-        picture = visualize_spectrogram_merges(
-            model, features, spec, prop_attn=not args.no_prop_attn, classes=classes, scale=args.scale
+        picture = visualize_merges(
+            model, features, r=spec, prop_attn=not args.no_prop_attn, class_names=classes, scale=args.scale
         )
         save_picture(picture, args.out)
 

@@ -12,13 +12,23 @@ The subclasses keep the built-in type callers of the Python API already catch: a
 
 from __future__ import annotations
 
+import argparse
 import functools
 import os
 import sys
 from collections.abc import Callable
 from typing import TypeVar
 
-__all__ = ["DEBUG_VARIABLES", "EXIT_USER_ERROR", "DataError", "SettingError", "UserError", "one_line", "user_errors"]
+__all__ = [
+    "DEBUG_VARIABLES",
+    "EXIT_USER_ERROR",
+    "DataError",
+    "HelpFormatter",
+    "SettingError",
+    "UserError",
+    "one_line",
+    "user_errors",
+]
 
 #: Environment variables that make a user error raise with its full traceback.
 DEBUG_VARIABLES = ("TOKENMERGE_DEBUG", "HYDRA_FULL_ERROR")
@@ -75,3 +85,7 @@ def exit_with(error: BaseException) -> None:
     sys.stdout.flush()
     print(one_line(error), file=sys.stderr, flush=True)
     raise SystemExit(EXIT_USER_ERROR)
+
+
+class HelpFormatter(argparse.RawDescriptionHelpFormatter, argparse.ArgumentDefaultsHelpFormatter):
+    """``--help`` of every command: the module docstring as written, and every option's default."""

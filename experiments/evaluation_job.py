@@ -13,6 +13,8 @@ from pathlib import Path
 import torch
 from torch import nn
 
+from .checkpoint import UnreadableCheckpoint
+from .cli import DataError, SettingError
 from .distributed import distributed_context, process_device
 from .evaluation import Setting, format_table, write_results
 from .validation import DTYPES
@@ -47,7 +49,7 @@ def run_evaluation_job(
     with distributed_context() as ctx:
         device = process_device(cfg["device"], ctx)
         torch.manual_seed(cfg["seed"])
-        model = load_model().to(device)
+        model = _loaded(load_model, cfg["model"]).to(device)
         source, loader = build_loader(model)
         rows = sweep(
             model,
@@ -64,3 +66,14 @@ def run_evaluation_job(
             print(format_table(rows))
             write_results(rows, out_dir, model=cfg["model"]["name"], data=str(source), config=cfg, rank=ctx.rank)
     return rows
+
+
+def _loaded(load_model: Callable[[], nn.Module], model: dict) -> nn.Module:
+    """``load_model()``; a checkpoint that cannot be read or does not fit the model is one line naming it."""
+    where = f"model.checkpoint={model.get('checkpoint')}" if model.get("checkpoint") else f"model {model.get('name')}"
+    try:
+        return load_model()
+    except UnreadableCheckpoint as error:
+        raise DataError(f"{where}: {error}") from None
+    except ValueError as error:
+        raise SettingError(f"{where} does not fit the model: {error}") from None

@@ -28,6 +28,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+import hydra
 from hydra.core.global_hydra import GlobalHydra
 from hydra.core.hydra_config import HydraConfig
 from hydra.core.override_parser.overrides_parser import OverridesParser
@@ -36,13 +37,21 @@ from hydra.types import RunMode
 from hydra.utils import get_method
 from omegaconf import DictConfig, OmegaConf, open_dict
 
-from .cli import UserError, debug_requested, exit_with
+from .cli import UserError, debug_requested, exit_with, user_errors
 from .evaluation import format_table, write_results
 
 BASIC_SWEEPER = "hydra._internal.core_plugins.basic_sweeper.BasicSweeper"
 REFERENCE_KEYS = ("model", "data", "device")
 
-__all__ = ["SweepCallback", "combine_sweep", "job_overrides", "job_paths", "task_config"]
+__all__ = [
+    "SweepCallback",
+    "combine_sweep",
+    "evaluation_main",
+    "job_overrides",
+    "job_paths",
+    "task_config",
+    "training_main",
+]
 
 
 def task_config(config: DictConfig) -> dict:
@@ -143,3 +152,31 @@ def job_paths(cfg: dict, keys: tuple[str, ...] = REFERENCE_KEYS) -> tuple[Path, 
     key = json.dumps({**{k: cfg.get(k) for k in keys}, "world_size": world_size}, sort_keys=True, default=str)
     digest = hashlib.sha256(key.encode()).hexdigest()[:16]
     return out_dir, Path(hydra.sweep.dir) / "reference" / f"unmerged_{digest}.pt"
+
+
+def evaluation_main(config_package: str, run_evaluation: Callable[..., object]) -> Callable[[], None]:
+    """The ``main`` of a modality's ``run_eval``: Hydra over ``config_package``'s ``eval.yaml``, one-line user
+    errors, and ``run_evaluation(config, out_dir, reference_cache=...)`` with this job's folder and the sweep's
+    shared reference cache (:func:`job_paths`)."""
+
+    @hydra.main(version_base=None, config_path=f"pkg://{config_package}", config_name="eval")
+    @user_errors
+    def main(cfg: DictConfig) -> None:
+        config = OmegaConf.to_container(cfg, resolve=True)
+        out_dir, reference_cache = job_paths(config)
+        run_evaluation(config, out_dir, reference_cache=reference_cache)
+
+    return main
+
+
+def training_main(config_package: str, run_training: Callable[..., object]) -> Callable[[], None]:
+    """The ``main`` of a modality's ``train``: Hydra over ``config_package``'s ``train.yaml``, one-line user
+    errors, and ``run_training(config, out_dir)`` into ``out_dir`` if the config sets it, else Hydra's run folder."""
+
+    @hydra.main(version_base=None, config_path=f"pkg://{config_package}", config_name="train")
+    @user_errors
+    def main(cfg: DictConfig) -> None:
+        config = OmegaConf.to_container(cfg, resolve=True)
+        run_training(config, config["out_dir"] or HydraConfig.get().runtime.output_dir)
+
+    return main

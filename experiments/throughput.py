@@ -139,6 +139,7 @@ def measure_interleaved(
     warmup: int = 2,
     rounds: int = 7,
     desc: str | None = None,
+    threads: int | None = None,
     **extra,
 ) -> dict[str, ThroughputResult]:
     """Time several variants in interleaved rounds (A, B, C, A, B, C, ...), so drifting machine load hits
@@ -149,22 +150,30 @@ def measure_interleaved(
         batch_size, device, dtype, warmup, **extra: as in :func:`measure_throughput`; warm-up calls per variant.
         rounds: timed calls per variant.
         desc: show progress over the rounds under this name (see :func:`tokenmerge.experiments.progress.progress`).
+        threads: CPU threads while timing (restored after; one thread is what the benchmarks use on small shared
+            machines); None keeps torch's. Each result records the count in ``threads``.
     """
     if rounds < 1:
         raise ValueError(f"rounds must be >= 1; got {rounds}.")
     device = torch.device(device)
     times: dict[str, list[float]] = {name: [] for name in fns}
-    with torch.inference_mode():
-        for fn in fns.values():
-            for _ in range(warmup):
-                fn()
-        steps = range(rounds) if desc is None else progress(range(rounds), desc, leave=False, every_step=True)
-        for _ in steps:
-            for name, fn in fns.items():
-                times[name].append(_time_call(fn, device))
-    return {
-        name: _result(t, batch_size, device, dtype, warmup, {"variant": name, **extra}) for name, t in times.items()
-    }
+    before = torch.get_num_threads()
+    try:
+        torch.set_num_threads(threads or before)
+        with torch.inference_mode():
+            for fn in fns.values():
+                for _ in range(warmup):
+                    fn()
+            steps = range(rounds) if desc is None else progress(range(rounds), desc, leave=False, every_step=True)
+            for _ in steps:
+                for name, fn in fns.items():
+                    times[name].append(_time_call(fn, device))
+            return {
+                name: _result(t, batch_size, device, dtype, warmup, {"variant": name, **extra})
+                for name, t in times.items()
+            }
+    finally:
+        torch.set_num_threads(before)
 
 
 def write_json(results: Iterable[ThroughputResult | dict], path: str | Path, **metadata) -> Path:

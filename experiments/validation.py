@@ -195,3 +195,33 @@ def check_index_classes(data: Mapping, load_index: Callable, num_classes: int, m
         raise DataError(f"data.root={data['root']}: {error}") from None
     if index.classes is not None:
         check_num_classes(len(index.classes), num_classes, f"data.root={data['root']}", f"model {model_name}")
+
+
+def check_model_choice(
+    model: Mapping, embedded: Mapping[str, Path], names: Iterable[str], modality: str, kind: str, default_classes: int
+) -> int:
+    """Check ``model.name`` / ``model.checkpoint`` of an evaluation before anything is built; returns its classes.
+
+    Args:
+        model: the ``model`` group (``name``, ``checkpoint``, optional ``num_classes``).
+        embedded: the embedded model names and their shipped weights (class names in the file's metadata).
+        names: the named configurations (random weights unless a checkpoint is given).
+        modality: ``"video"`` or ``"audio"``, for the training command in the hint.
+        kind: whose checkpoints a named model takes, for the hint (``"MAE-ST"``, ``"AudioMAE"``).
+        default_classes: the named configurations' head size when ``model.num_classes`` is not set.
+
+    Returns:
+        The classes the model predicts: the embedded file's, else ``model.num_classes`` or ``default_classes``.
+    """
+    from .checkpoint import read_safetensors_metadata
+
+    name, checkpoint = model.get("name"), model.get("checkpoint")
+    check_count(model.get("num_classes"), "model.num_classes", optional=True)
+    if name in embedded:
+        hint = f"Train it: python -m tokenmerge.{modality}.train_embedded, or pass model.checkpoint=FILE."
+        path = check_path(checkpoint or embedded[name], "model.checkpoint", "file", hint)
+        return len(read_safetensors_metadata(path)["classes"])
+    check_choice(name, [*sorted(embedded), *sorted(names)], "model.name")
+    if checkpoint:
+        check_path(checkpoint, "model.checkpoint", "file", f"Give a {kind} .pth or a .safetensors checkpoint.")
+    return model.get("num_classes") or default_classes

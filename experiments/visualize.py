@@ -3,13 +3,20 @@
 From a source map (which input patches each final token holds), each group is filled with the mean colour
 of all its pixels and outlined. Works on one image or on the frames of a clip: a group that spans several
 frames gets the same colour in every frame it covers, so tokens merged over time are visible. numpy only.
+Also what every modality's ``visualize_merges`` shares: captions, a grid of pictures (``merge_gallery``) and the
+warning of a renamed function or keyword.
 """
 
 from __future__ import annotations
 
+import warnings
+from collections.abc import Sequence
+
 import numpy as np
 from PIL import Image, ImageDraw, ImageFont
 from torch import Tensor
+
+from tokenmerge.core import ScheduleSpec
 
 
 def group_map(source: Tensor, num_prefix: int, grid: tuple[int, ...]) -> np.ndarray:
@@ -114,3 +121,46 @@ def label_panels(
         out.paste(panel.convert("RGB"), (x, header))
         x += panel.width
     return out
+
+
+def reduction_label(method: str, r: ScheduleSpec) -> str:
+    """How a picture names its reduction: "ToMe r=8", "ToMe r=[8, -1.0]", "random drop r=8"."""
+    what = "ToMe" if method == "tome" else method.replace("_", " ")
+    return f"{what} r={list(r) if isinstance(r, tuple) else r}"
+
+
+def merge_gallery(pictures: Sequence[Image.Image], columns: int = 1, gap: int = 0) -> Image.Image:
+    """Pictures in a grid on white, row by row, ``columns`` to a row and ``gap`` pixels between them.
+
+    Each column is as wide as its widest picture and each row as high as its highest; a picture sits at the top
+    left of its cell, unscaled (a demo's ``merges.png``: one merge picture per sample, or per sample and setting).
+
+    Returns:
+        An RGB image.
+    """
+    if not pictures or columns < 1:
+        raise ValueError(f"need at least one picture and one column; got {len(pictures)} and {columns}.")
+    rows = [list(pictures[i : i + columns]) for i in range(0, len(pictures), columns)]
+    widths = [max(row[c].width for row in rows if c < len(row)) for c in range(len(rows[0]))]
+    heights = [max(picture.height for picture in row) for row in rows]
+    size = (sum(widths) + gap * (len(widths) - 1), sum(heights) + gap * (len(heights) - 1))
+    out = Image.new("RGB", size, "white")
+    top = 0
+    for row, height in zip(rows, heights):
+        left = 0
+        for picture, width in zip(row, widths):
+            out.paste(picture.convert("RGB"), (left, top))
+            left += width + gap
+        top += height + gap
+    return out
+
+
+def warn_renamed(old: str, new: str) -> None:
+    """A :class:`DeprecationWarning` at the caller of the function that calls this: ``old`` is now ``new``.
+
+    Args:
+        old: the deprecated spelling, e.g. "visualize_clip_merges(...)" or "classes=".
+        new: the spelling to use instead.
+    """
+    message = f"{old} is deprecated and will be removed in the next release; use {new} instead."
+    warnings.warn(message, DeprecationWarning, stacklevel=3)

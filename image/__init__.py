@@ -2,13 +2,17 @@
 
 Bolya et al., "Token Merging: Your ViT But Faster", ICLR 2023 (arXiv 2210.09461).
 
-``apply_patch`` makes a timm ViT merge tokens, ``load_model`` gives the embedded model or a timm model with weights
-from disk (nothing downloads unless asked), ``visualize_merges`` draws which patches merged.
+Every modality has the same API: ``create_model`` (random weights), ``load_checkpoint`` (a fine-tuned file),
+``load_pretrained_encoder`` (a pre-training file, fresh head), ``load_embedded_model`` (the model shipped here),
+``load_model`` (a name and optional checkpoint, in eval mode), ``apply_patch`` and ``visualize_merges``. Here the
+models are timm ViTs (nothing downloads unless asked).
 """
 
 from tokenmerge.core import ToMeConfig, ToMeHandle
 
-from .models import load_model
+from .checkpoint import load_checkpoint, load_model, load_pretrained_encoder
+from .embedded import load_embedded_model
+from .model import create_model
 from .patch import TimmViTAdapter, apply_patch, merged_source
 
 __all__ = [
@@ -16,7 +20,11 @@ __all__ = [
     "ToMeConfig",
     "ToMeHandle",
     "apply_patch",
+    "create_model",
+    "load_checkpoint",
+    "load_embedded_model",
     "load_model",
+    "load_pretrained_encoder",
     "merged_source",
     "visualize_merges",
 ]

@@ -1,8 +1,8 @@
 """The main demo (`make demo`): Token Merging on the embedded photo-object ViT, offline, on CPU.
 
 Sweeps r for ToMe and for the random baselines (their scores averaged over three seeds) on 4,200 held-out
-images, then prints a table and writes results.json / results.csv, an accuracy-vs-throughput plot and a
-merge visualization:
+images, then prints a table and writes results.json / results.csv, an accuracy-vs-throughput plot
+(accuracy_vs_throughput.png) and merge pictures (merges.png), as the video and audio demos do:
 
     python -m tokenmerge.image.demo [--out results/demo] [--quick]
 
@@ -18,12 +18,13 @@ import numpy as np
 import torch
 from PIL import Image
 
-from tokenmerge.experiments.cli import DataError, user_errors
+from tokenmerge.experiments.cli import DataError, HelpFormatter, user_errors
 from tokenmerge.experiments.evaluation import average_over_seeds
 from tokenmerge.experiments.plots import plot_accuracy_vs_speed, use_file_backend
+from tokenmerge.experiments.visualize import merge_gallery
 
 from .data import build_eval_loader
-from .embedded import WEIGHTS, load_embedded_model, read_metadata
+from .embedded import WEIGHTS, load_embedded_model
 from .evaluate import Setting, format_table, sweep, write_results
 from .experiment import embedded_val_root
 from .photo_objects import PHOTOS, load_photos, object_on_background
@@ -38,26 +39,20 @@ SEEDS = (0, 1, 2)
 SHOWCASE = ("astronaut", "chelsea", "coffee", "rocket")
 #: The weights the demo runs on (their hashes decide whether earlier results can be reused).
 WEIGHTS_FILES = (WEIGHTS,)
-#: ``--quick``: fewer samples, r values and timing rounds (the tests and ``tokenmerge demo --quick`` use it).
+#: ``--quick``: fewer samples, r values, seeds and timing rounds (the tests and ``tokenmerge demo --quick`` use it).
 QUICK = dict(r_values=(4, 12), seeds=(0, 1), max_samples=210, throughput_rounds=2)
 
 
-def merge_gallery(model: torch.nn.Module, r: int, seed: int = 0) -> Image.Image:
-    """Merge visualizations of held-out images with objects from a few photos, stacked vertically."""
+def merge_pictures(model: torch.nn.Module, r: int, seed: int = 0) -> list[Image.Image]:
+    """Merge pictures of held-out images with objects from the ``SHOWCASE`` photos, one per photo (merges.png)."""
     rng = np.random.default_rng(seed)
     photos, names = list(load_photos().values()), sorted(PHOTOS)
     images = [object_on_background(photos, names.index(name), "val", rng, 32) for name in SHOWCASE]
     title = "embedded photo-object ViT, object from {}"
-    panels = [
-        visualize_merges(model, image, r=r, scale_to=192, title=title.format(name))
+    return [
+        visualize_merges(model, image, r=r, title=title.format(name), scale_to=192)
         for name, image in zip(SHOWCASE, images)
     ]
-    gallery = Image.new("RGB", (max(p.width for p in panels), sum(p.height for p in panels)), "white")
-    top = 0
-    for panel in panels:
-        gallery.paste(panel, (0, top))
-        top += panel.height
-    return gallery
 
 
 def run_demo(
@@ -76,7 +71,8 @@ def run_demo(
     ``prediction_dir`` keeps each setting's predictions, so an interrupted run resumes (see ``sweep``)."""
     out_dir = Path(out_dir)
     torch.manual_seed(0)
-    model, classes = load_embedded_model()
+    loaded = load_embedded_model()
+    model, classes = loaded.model, loaded.classes
     root = embedded_val_root(per_class=per_class)
     loader = build_eval_loader(root, model, batch_size=128, workers=workers, max_samples=max_samples)
     settings = [
@@ -96,32 +92,29 @@ def run_demo(
     )
     rows = average_over_seeds(rows)
     print(format_table(rows))
-    info = read_metadata(WEIGHTS).get("info", {})
     json_path, csv_path = write_results(
-        rows, out_dir, model="embedded photo-object ViT", classes=classes, training=info
+        rows, out_dir, model="embedded photo-object ViT", classes=classes, training=loaded.info
     )
     title = f"Embedded photo-object ViT ({len(classes)} classes, {rows[0]['samples']} held-out images)"
     plot_path = plot_accuracy_vs_speed(rows, out_dir / "accuracy_vs_throughput.png", title)
     gallery_path = out_dir / "merges.png"
-    merge_gallery(model, r=8).save(gallery_path)
+    merge_gallery(merge_pictures(model, r=8)).save(gallery_path)
     for path in (json_path, csv_path, plot_path, gallery_path):
         print(f"wrote {path}")
     return rows
-
-
-class _HelpFormatter(argparse.RawDescriptionHelpFormatter, argparse.ArgumentDefaultsHelpFormatter):
-    """The module docstring as written, and every option's default."""
 
 
 @user_errors
 def main(argv: list[str] | None = None) -> None:
     use_file_backend()
     parser = argparse.ArgumentParser(
-        prog="python -m tokenmerge.image.demo", description=__doc__, formatter_class=_HelpFormatter
+        prog="python -m tokenmerge.image.demo", description=__doc__, formatter_class=HelpFormatter
     )
-    parser.add_argument("--out", default="results/demo", help="output folder (make demo DEMO_OUT=... sets it)")
-    parser.add_argument("--quick", action="store_true", help="fewer samples, r values and timing rounds")
+    parser.add_argument("--out", default="results/demo", help="output folder (make demo: DEMO_OUT/image)")
+    parser.add_argument("--quick", action="store_true", help="fewer samples, r values, seeds and timing rounds")
     args = parser.parse_args(argv)
+    if Path(args.out).is_file():
+        raise DataError(f"--out {args.out} is a file: give a folder for the demo's results.")
     if not WEIGHTS.is_file():
         raise DataError(
             f"the embedded weights {WEIGHTS} are missing: train them "

@@ -11,7 +11,12 @@ from pathlib import Path
 
 from timm.models.vision_transformer import VisionTransformer
 
-from tokenmerge.experiments.checkpoint import load_saved_model, read_safetensors_metadata, save_safetensors
+from tokenmerge.experiments.checkpoint import (
+    EmbeddedModel,
+    load_saved_model,
+    read_safetensors_metadata,
+    save_safetensors,
+)
 
 WEIGHTS = Path(__file__).parent / "weights" / "photo_vit.safetensors"
 NAME = "embedded photo-object ViT"
@@ -38,11 +43,11 @@ def read_metadata(path: str | Path = WEIGHTS) -> dict:
     return read_safetensors_metadata(path)
 
 
-def load_embedded_model(path: str | Path = WEIGHTS) -> tuple[VisionTransformer, list[str]]:
-    """Load the embedded model in float32, eval mode. Returns (model, class names)."""
-    model, meta = load_saved_model(path, _build_saved, "python -m tokenmerge.image.train_embedded")
-    model.pretrained_cfg["label_names"] = tuple(meta["classes"])  # read by pictures and reports
-    return model, meta["classes"]
+def load_embedded_model(path: str | Path = WEIGHTS) -> EmbeddedModel:
+    """Load the embedded model (float32, eval mode): ``.model``, ``.classes``, ``.info`` (training record)."""
+    loaded = load_saved_model(path, _build_saved, "python -m tokenmerge.image.train_embedded")
+    loaded.model.pretrained_cfg["label_names"] = tuple(loaded.classes)  # read by pictures and reports
+    return loaded
 
 
 def _build_saved(meta: dict) -> VisionTransformer:

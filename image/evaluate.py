@@ -7,9 +7,6 @@ FLOPs and the FLOPs-ideal speedup, the way the ToMe paper's tables pair accuracy
 
 from __future__ import annotations
 
-from pathlib import Path
-
-import torch
 from timm.data import resolve_data_config
 from torch import nn
 
@@ -20,46 +17,19 @@ from .patch import TimmViTAdapter
 __all__ = ["Setting", "format_table", "predict", "sweep", "write_results"]
 
 
-def sweep(
-    model: nn.Module,
-    loader,
-    settings: list[Setting],
-    *,
-    prop_attn: bool = True,
-    device: torch.device | str = "cpu",
-    throughput_batch: int = 32,
-    throughput_rounds: int = 5,
-    throughput_threads: int | None = None,
-    dtype: torch.dtype = torch.float32,
-    reference_cache: str | Path | None = None,
-    prediction_dir: str | Path | None = None,
-) -> list[dict]:
+def sweep(model: nn.Module, loader, settings: list[Setting], **options) -> list[dict]:
     """Evaluate every setting on an unpatched timm ViT (patched during the sweep, restored afterwards).
 
     Args:
         model: an unpatched timm ViT.
         loader: evaluation batches (see :func:`tokenmerge.image.data.build_eval_loader`).
         settings: methods and schedules; "tome r=0" is always added first as the reference.
-        prop_attn: proportional attention for every merged setting.
-        device, throughput_batch, throughput_rounds, throughput_threads, dtype, reference_cache,
-            prediction_dir: see :func:`tokenmerge.experiments.evaluation.sweep_settings`.
+        **options: the keywords of :func:`tokenmerge.experiments.evaluation.sweep_settings` (``prop_attn``,
+            ``device``, ``throughput_batch``, ``throughput_rounds``, ``throughput_threads``, ``dtype``,
+            ``reference_cache``, ``prediction_dir``).
 
     Returns:
         One row per setting (first: the unmerged reference).
     """
-    input_size = resolve_data_config({}, model=model)["input_size"]  # what the loader's transform produces
-    return sweep_settings(
-        model,
-        TimmViTAdapter(),
-        loader,
-        settings,
-        tuple(input_size),
-        device=device,
-        throughput_batch=throughput_batch,
-        throughput_rounds=throughput_rounds,
-        throughput_threads=throughput_threads,
-        prop_attn=prop_attn,
-        dtype=dtype,
-        reference_cache=reference_cache,
-        prediction_dir=prediction_dir,
-    )
+    input_shape = tuple(resolve_data_config({}, model=model)["input_size"])  # what the loader's transform produces
+    return sweep_settings(model, TimmViTAdapter(), loader, settings, input_shape, **options)

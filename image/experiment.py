@@ -10,9 +10,9 @@ from tokenmerge.experiments.evaluation import Setting
 from tokenmerge.experiments.evaluation_job import run_evaluation_job
 from tokenmerge.experiments.validation import DTYPES, check_num_classes, check_run
 
+from .checkpoint import check_model, load_model
 from .data import build_eval_loader, check_image_folder
 from .evaluate import sweep
-from .models import check_model, load_model
 from .photo_objects import PHOTOS, write_image_folder
 
 __all__ = ["DTYPES", "check_config", "embedded_val_root", "run_evaluation"]

@@ -5,18 +5,14 @@
 The default output is outside the package, so a trial run never overwrites the shipped weights; to replace them,
 pass ``--out image/weights/photo_vit.safetensors`` explicitly.
 
-The loop is the shared :func:`tokenmerge.experiments.training.train` (AdamW without decay on norms, biases and
-embeddings, warm-up and cosine decay, label smoothing, gradient clipping), with stochastic depth and fresh
-random images every step (``photo_objects.RandomObjects``, training stripes, random flips). Validation accuracy
-on a fixed set of held-out-stripe images is printed as it goes. ``--tome-r`` trains with merging on (ToMe works
-as a pooling layer in training). Under torchrun it trains with DistributedDataParallel (each process its share
-of every batch of images; ``--batch-size`` per process) and rank 0 writes the weights.
+The recipe and loop are the shared ones (:mod:`tokenmerge.experiments.embedded_training`), with fresh random
+images every step (``photo_objects.RandomObjects``, training stripes, random flips) and validation on a fixed set
+of held-out-stripe images. ``--tome-r`` trains with merging on. Under torchrun each process trains its share of
+every batch (``--batch-size`` per process) and rank 0 writes the weights.
 """
 
 from __future__ import annotations
 
-import argparse
-import time
 from pathlib import Path
 
 import torch
@@ -25,9 +21,13 @@ from torch.utils.data import TensorDataset
 
 from tokenmerge.experiments.cli import user_errors
 from tokenmerge.experiments.distributed import is_main_process
-from tokenmerge.experiments.training import TrainConfig
-from tokenmerge.experiments.training import train as train_loop
-from tokenmerge.experiments.validation import check_count
+from tokenmerge.experiments.embedded_training import (
+    EmbeddedRecipe,
+    EmbeddedRun,
+    embedded_parser,
+    recipe_from_args,
+    train_embedded,
+)
 
 from .embedded import DATA_CONFIG, WEIGHTS, create_embedded_model, save_embedded_model
 from .patch import apply_patch
@@ -57,92 +57,38 @@ def validation_set(per_class: int, size: int, seed: int) -> TensorDataset:
     return TensorDataset(torch.stack(images), torch.tensor(labels))
 
 
-def train(
-    steps: int = 4000,
-    batch_size: int = 64,
-    lr: float = 1e-3,
-    weight_decay: float = 0.05,
-    warmup: int = 100,
-    seed: int = 0,
-    tome_r: int = 0,
-    eval_every: int = 500,
-    workers: int = 1,
-    out: str | Path | None = None,
-) -> tuple[torch.nn.Module, float]:
-    """Train from scratch; returns (model, final validation accuracy) and saves to ``out`` if given (no default:
-    the shipped weights are only replaced when asked for by path; under torchrun rank 0 saves)."""
-    torch.manual_seed(seed)
+DEFAULT_OUT = Path("results/train_embedded/photo_vit.safetensors")
+RECIPE = EmbeddedRecipe(steps=4000, batch_size=64, warmup=100, eval_every=500)
+
+
+def train(recipe: EmbeddedRecipe = RECIPE, out: str | Path | None = None) -> tuple[torch.nn.Module, EmbeddedRun]:
+    """Train from scratch; returns (model, run) and saves to ``out`` if given (no default: the shipped weights are
+    only replaced when asked for by path; under torchrun rank 0 saves)."""
+    torch.manual_seed(recipe.seed)
     classes = sorted(PHOTOS)
     size = DATA_CONFIG["input_size"][-1]
     model = create_embedded_model(len(classes), drop_path_rate=0.1)
-    if tome_r:
-        apply_patch(model, r=tome_r)
-    config = TrainConfig(
-        steps=steps,
-        batch_size=batch_size,
-        lr=lr,
-        weight_decay=weight_decay,
-        warmup_steps=warmup,
-        label_smoothing=0.1,
-        clip_grad=1.0,
-        seed=seed,
-        log_every=eval_every,
-        eval_every=eval_every,
-        num_workers=workers,
-    )
-    start = time.time()
-    result = train_loop(
+    if recipe.tome_r:
+        apply_patch(model, r=recipe.tome_r)
+    run = train_embedded(
         model,
-        RandomObjects(steps * batch_size, size, train_transform(), seed=seed),
-        config,
-        val_dataset=validation_set(per_class=20, size=size, seed=seed + 1),
+        RandomObjects(recipe.steps * recipe.batch_size, size, train_transform(), seed=recipe.seed),
+        validation_set(per_class=20, size=size, seed=recipe.seed + 1),
+        recipe,
         num_classes=len(classes),
     )
-    accuracy = result.metrics["val_top1"]
     if out is not None and is_main_process():
-        info = dict(
-            steps=steps,
-            batch_size=batch_size,
-            lr=lr,
-            weight_decay=weight_decay,
-            seed=seed,
-            tome_r=tome_r,
-            val_accuracy=accuracy,
-            train_seconds=round(time.time() - start),
-        )
-        save_embedded_model(model, classes, out, **info)  # a patch adds no parameters: plain weights
-    return model, accuracy
-
-
-DEFAULT_OUT = Path("results/train_embedded/photo_vit.safetensors")
-
-
-class _HelpFormatter(argparse.RawDescriptionHelpFormatter, argparse.ArgumentDefaultsHelpFormatter):
-    """The module docstring as written, and every option's default."""
+        save_embedded_model(model, classes, out, **run.info(recipe))  # a patch adds no parameters: plain weights
+    return model, run
 
 
 @user_errors
 def main(argv: list[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(
-        prog="python -m tokenmerge.image.train_embedded", description=__doc__, formatter_class=_HelpFormatter
-    )
-    parser.add_argument("--steps", type=int, default=4000, help="optimizer steps")
-    parser.add_argument("--batch-size", type=int, default=64, help="images per step")
-    parser.add_argument("--lr", type=float, default=1e-3, help="peak learning rate (AdamW, warm-up + cosine)")
-    parser.add_argument("--seed", type=int, default=0, help="seed of the weights and the random training images")
-    parser.add_argument("--tome-r", type=int, default=0, help="train with merging (r per block)")
-    parser.add_argument("--workers", type=int, default=1, help="DataLoader worker processes")
-    parser.add_argument("--out", default=str(DEFAULT_OUT), help=f"weights file to write (shipped: {WEIGHTS})")
+    parser = embedded_parser("python -m tokenmerge.image.train_embedded", __doc__, RECIPE, DEFAULT_OUT, WEIGHTS)
     args = parser.parse_args(argv)
-    for name in ("steps", "batch_size"):
-        check_count(getattr(args, name), f"--{name.replace('_', '-')}")
-    check_count(args.tome_r, "--tome-r", minimum=0)
-    check_count(args.workers, "--workers", minimum=0)
-    _, accuracy = train(
-        args.steps, args.batch_size, args.lr, seed=args.seed, tome_r=args.tome_r, workers=args.workers, out=args.out
-    )
+    _, run = train(recipe_from_args(args), out=args.out)
     if is_main_process():
-        print(f"final validation accuracy {accuracy:.3f}; saved to {args.out}")
+        print(f"final validation accuracy {run.accuracy:.3f}; saved to {args.out}")
 
 
 if __name__ == "__main__":

@@ -22,7 +22,7 @@ from torch import Tensor, nn
 
 from tokenmerge.core import ScheduleSpec, temporary_patch
 from tokenmerge.experiments.cli import DataError
-from tokenmerge.experiments.visualize import group_map, label_panels, render_groups
+from tokenmerge.experiments.visualize import group_map, label_panels, merge_gallery, reduction_label, render_groups
 
 from .data import eval_transform
 from .patch import TimmViTAdapter
@@ -112,35 +112,39 @@ def class_name(model: nn.Module, index: int, class_names: Sequence[str] | None =
 @torch.no_grad()
 def visualize_merges(
     model: nn.Module,
-    image: Image.Image,
-    r: ScheduleSpec = 8,
-    scale_to: int = 384,
-    prop_attn: bool = True,
+    inputs: Image.Image,
     *,
+    r: ScheduleSpec = 8,
+    prop_attn: bool = True,
     method: str = "tome",
-    labels: bool = True,
-    title: str | None = None,
     class_names: Sequence[str] | None = None,
+    title: str | None = None,
+    labels: bool = True,
+    scale_to: int = 384,
 ) -> Image.Image:
     """Side by side: the part of the image the model sees, and its merged groups after the last block.
 
+    The same call as ``tokenmerge.video.visualize.visualize_merges`` (a clip) and
+    ``tokenmerge.audio.visualize.visualize_merges`` (a spectrogram); the keywords after ``labels`` are the image's.
+
     Args:
         model: a timm ViT (patched for the call; whatever patch it had before is restored afterwards).
-        image: any PIL image; the model's eval transform gives its input.
+        inputs: one image, any PIL image: the model's eval transform makes its input [1, 3, H, W] (H, W: the
+            model's input size).
         r: schedule spec for merging (8, (8, -1.0), 0.25, or one r per block).
-        scale_to: height in pixels of each of the two panels (drawn from the original image, not upscaled from
-            the model's input); captions add a strip above.
         prop_attn: proportional attention.
         method: "tome", or a baseline ("random_merge", "random_drop").
-        labels: caption the panels (model, input size and tokens; r, tokens left, predicted class).
-        title: the model's name in the caption (default: from its timm config).
         class_names: names of the model's classes (default: the model's ``label_names`` or ImageNet's).
+        title: the line above the captions (None: the model's name from its timm config; "": none).
+        labels: caption the panels (model input size and tokens; r, tokens left, predicted class).
+        scale_to: height in pixels of each of the two panels (drawn from the original image, not upscaled from
+            the model's input); captions add a strip above.
 
     Returns:
         An RGB PIL image, two panels of ``scale_to`` pixels high (plus the captions).
     """
-    tensor, _ = model_view(model, image)
-    view = display_view(model, image, scale_to)
+    tensor, _ = model_view(model, inputs)
+    view = display_view(model, inputs, scale_to)
     device = next(model.parameters()).device
     with temporary_patch(model, TimmViTAdapter(), r, prop_attn=prop_attn, method=method) as handle:
         logits, source = handle.traced_forward(tensor.to(device))
@@ -149,19 +153,14 @@ def visualize_merges(
     groups = group_map(source[0].cpu(), protected, tuple(model.patch_embed.grid_size))
     panels = [Image.fromarray(view), Image.fromarray(render_groups(view, groups))]
     if not labels:
-        out = Image.new("RGB", (sum(p.width for p in panels), scale_to))
-        out.paste(panels[0], (0, 0))
-        out.paste(panels[1], (panels[0].width, 0))
-        return out
+        return merge_gallery(panels, columns=2)
     _, in_h, in_w = tensor.shape[1:]
-    shown_r = list(r) if isinstance(r, tuple) else r
     predicted = class_name(model, int(logits[0].argmax()), class_names)
-    what = "ToMe" if method == "tome" else method.replace("_", " ")
     captions = [
         f"model input {in_w}x{in_h}: {num_input} tokens",
-        f"{what} r={shown_r}: {tokens_left} tokens left; predicts {predicted}",
+        f"{reduction_label(method, r)}: {tokens_left} tokens left; predicts {predicted}",
     ]
-    return label_panels(panels, captions, title or model_title(model))
+    return label_panels(panels, captions, model_title(model) if title is None else title)
 
 
 def main(argv: Sequence[str] | None = None) -> None:
@@ -172,7 +171,7 @@ def main(argv: Sequence[str] | None = None) -> None:
     from tokenmerge.experiments.cli import SettingError, user_errors
     from tokenmerge.experiments.picture_command import check_r_option, parse_r_option, save_picture
 
-    from .models import CLI_OPTIONS, check_model, load_model
+    from .checkpoint import CLI_OPTIONS, check_model, load_model
 
     parser = argparse.ArgumentParser(
         prog="python -m tokenmerge.image.visualize",

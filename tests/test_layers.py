@@ -1,9 +1,10 @@
 """The layers and the one direction of their imports (docs/ARCHITECTURE.md).
 
 core (the merging mechanism) <- adapters (model families) <- experiments (the harness) <- image / video / audio
-(modalities) <- app. A layer imports only layers to its left (experiments may not import adapters: the harness
-works with any adapter it is given); a modality never imports another modality. Checked on the source: every
-``import`` and ``from ... import`` of every module, function bodies included.
+(modalities) <- app and api (the ``tokenmerge`` package itself: ``tokenmerge.apply_patch``). A layer imports only
+layers to its left (experiments may not import adapters: the harness works with any adapter it is given); a
+modality never imports another modality. Checked on the source: every ``import`` and ``from ... import`` of every
+module, function bodies included.
 """
 
 import ast
@@ -21,7 +22,10 @@ ALLOWED = {
     "video": {"core", "adapters", "experiments"},
     "audio": {"core", "adapters", "experiments"},
     "app": {"core", "adapters", "experiments", "image", "video", "audio"},
+    "api": {"core", "adapters", "experiments", "image", "video", "audio"},
 }
+#: package folder -> its import name (``api/`` is the ``tokenmerge`` package itself)
+NAMES = {package: "tokenmerge" if package == "api" else f"tokenmerge.{package}" for package in ALLOWED}
 
 
 def _imported_packages(path: Path) -> set[str]:
@@ -50,8 +54,8 @@ def test_every_package_folder_is_installed():
 
     setuptools = tomllib.loads((ROOT / "pyproject.toml").read_text())["tool"]["setuptools"]
     listed, folders = set(setuptools["packages"]), setuptools["package-dir"]
-    assert set(folders) == {f"tokenmerge.{package}" for package in ALLOWED}
+    assert folders == {NAMES[package]: package for package in ALLOWED}
     for package in ALLOWED:
         for init in (ROOT / package).rglob("__init__.py"):
-            name = ".".join(["tokenmerge", *init.parent.relative_to(ROOT).parts])
+            name = ".".join([NAMES[package], *init.parent.relative_to(ROOT / package).parts])
             assert name in listed, f"{name} is not in pyproject.toml's packages: it would not be installed"

@@ -5,7 +5,7 @@ import sys
 from pathlib import Path
 
 ROOT = Path(__file__).parents[1]
-FOLDERS = ["app", "core", "adapters", "experiments", "image", "video", "audio", "tests", "benchmarks"]
+FOLDERS = ["api", "app", "core", "adapters", "experiments", "image", "video", "audio", "tests", "benchmarks"]
 
 
 def test_ruff_check_and_format():

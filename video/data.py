@@ -41,7 +41,6 @@ the same file and finally raises).
 
 from __future__ import annotations
 
-import csv
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -54,6 +53,7 @@ from torch import Tensor
 from torch.utils.data import DataLoader, Dataset, Subset
 
 from tokenmerge.experiments.data import Unreadable, collate_skipping
+from tokenmerge.experiments.data_index import Classes, DataIndex, IndexReader, read_class_names
 
 VIDEO_EXTENSIONS = (".mp4", ".avi", ".mkv", ".webm", ".mov", ".m4v")
 
@@ -173,54 +173,28 @@ def video_views(path: str | Path, sampling: ClipSampling) -> Tensor:
     return views.sub_(mean).div_(std)
 
 
-@dataclass(frozen=True)
-class VideoIndex:
-    """samples: (video path, class index) pairs; classes: class names by index, or None when unknown."""
-
-    samples: list[tuple[str, int]]
-    classes: list[str] | None
+#: How video indexes are read (:mod:`tokenmerge.experiments.data_index`): MAE-ST's ``path label`` lines or a
+#: ``path,label`` CSV, JSON data lists naming files by ``video`` or ``path``, class folders; single-label only.
+VIDEO_INDEX = IndexReader(
+    kind="Video",
+    noun="videos",
+    extensions=VIDEO_EXTENSIONS,
+    json_keys=("video", "path"),
+    multi_label=False,
+    headerless_csv=True,
+    class_index_csv=False,
+    hint=" (write the embedded one with tokenmerge.video.moving_objects.write_video_dataset)",
+)
+#: samples: (video path, class index) pairs; classes: class names by index, or None when unknown.
+VideoIndex = DataIndex
 
 
 def read_classes(path: str | Path) -> list[str]:
     """Class names, one per line, in the model's output order (blank lines ignored)."""
-    path = Path(path)
-    if not path.is_file():
-        raise FileNotFoundError(f"Class list {path} does not exist. Write one class name per line, in model order.")
-    names = [line.strip() for line in path.read_text().splitlines() if line.strip()]
-    if not names:
-        raise ValueError(f"Class list {path} is empty. Write one class name per line, in model order.")
-    if len(set(names)) != len(names):
-        raise ValueError(f"Class list {path} names a class twice; every line must be a distinct class.")
-    return names
+    return read_class_names(path).names
 
 
-def _class_list(classes: Sequence[str] | str | Path | None, default_file: Path) -> list[str] | None:
-    if classes is None:
-        return read_classes(default_file) if default_file.is_file() else None
-    if isinstance(classes, (str, Path)):
-        return read_classes(classes)
-    return list(classes)
-
-
-def _label(value: str, classes: list[str] | None, where: str) -> int:
-    if classes is not None and value in classes:
-        return classes.index(value)
-    try:
-        index = int(value)
-    except ValueError:
-        if classes is None:
-            raise ValueError(
-                f"{where}: label {value!r} is a class name but there is no class list. Write classes.txt next to "
-                "the index (one name per line, in the model's order) or pass classes=[...]."
-            ) from None
-        raise ValueError(f"{where}: label {value!r} is not one of the {len(classes)} classes; fix the label.") from None
-    if index < 0 or (classes is not None and index >= len(classes)):
-        count = "a non-negative index" if classes is None else f"an index below {len(classes)}"
-        raise ValueError(f"{where}: label {index} is out of range; it must be {count} (or a class name).")
-    return index
-
-
-def index_from_csv(csv_path: str | Path, classes: Sequence[str] | str | Path | None = None) -> VideoIndex:
+def index_from_csv(csv_path: str | Path, classes: Classes = None) -> VideoIndex:
     """Read ``path,label`` lines (MAE-ST's ``path label`` lines too; an optional ``path,label`` header).
 
     Args:
@@ -228,30 +202,10 @@ def index_from_csv(csv_path: str | Path, classes: Sequence[str] | str | Path | N
         classes: class names, or a file of them; None reads ``classes.txt`` next to the CSV if there is one.
             Labels are class indices or class names (names need a class list).
     """
-    csv_path = Path(csv_path)
-    if not csv_path.is_file():
-        raise FileNotFoundError(
-            f"Video index {csv_path} does not exist. Pass a CSV of 'path,label' lines, or a folder with one "
-            "sub-folder of videos per class (write the embedded one with tokenmerge.video.moving_objects."
-            "write_video_dataset)."
-        )
-    class_list = _class_list(classes, csv_path.parent / "classes.txt")
-    samples = []
-    with csv_path.open(newline="") as f:
-        for line, row in enumerate(csv.reader(f), start=1):
-            if len(row) == 1:
-                row = row[0].rsplit(maxsplit=1)
-            row = [field.strip() for field in row]
-            if not any(row) or (line == 1 and row == ["path", "label"]):
-                continue
-            if len(row) != 2:
-                raise ValueError(f"{csv_path}:{line}: expected 'path,label', got {row}.")
-            path = Path(row[0]) if Path(row[0]).is_absolute() else csv_path.parent / row[0]
-            samples.append((str(path), _label(row[1], class_list, f"{csv_path}:{line}")))
-    return _checked(VideoIndex(samples, class_list), str(csv_path))
+    return VIDEO_INDEX.read_csv(csv_path, classes)
 
 
-def index_from_folders(root: str | Path, classes: Sequence[str] | str | Path | None = None) -> VideoIndex:
+def index_from_folders(root: str | Path, classes: Classes = None) -> VideoIndex:
     """Index ``root/<class>/<video>`` (extensions :data:`VIDEO_EXTENSIONS`).
 
     Args:
@@ -259,39 +213,14 @@ def index_from_folders(root: str | Path, classes: Sequence[str] | str | Path | N
         classes: class names in model order, or a file of them; None reads ``root/classes.txt`` if there is one,
             else uses the sorted folder names (torchvision ``ImageFolder``'s order).
     """
-    root = Path(root)
-    if not root.is_dir():
-        raise FileNotFoundError(
-            f"Video folder {root} does not exist. Pass a folder with one sub-folder of videos per class, or a "
-            "CSV of 'path,label' lines."
-        )
-    folders = sorted(p for p in root.iterdir() if p.is_dir())
-    class_list = _class_list(classes, root / "classes.txt") or [p.name for p in folders]
-    samples = []
-    for folder in folders:
-        videos = sorted(p for p in folder.iterdir() if p.suffix.lower() in VIDEO_EXTENSIONS)
-        if videos and folder.name not in class_list:
-            raise ValueError(f"{folder} holds videos but {folder.name!r} is not in the class list; add it or move it.")
-        samples += [(str(video), class_list.index(folder.name)) for video in videos]
-    hint = " If it holds a CSV index, pass the CSV's path instead." if any(root.glob("*.csv")) else ""
-    return _checked(VideoIndex(samples, class_list), f"{root} (one sub-folder of videos per class).{hint}")
+    return VIDEO_INDEX.read_folders(root, classes)
 
 
-def _checked(index: VideoIndex, where: str) -> VideoIndex:
-    if not index.samples:
-        raise ValueError(f"No videos found in {where}")
-    if not any(Path(path).is_file() for path, _ in index.samples):
-        raise FileNotFoundError(
-            f"None of the {len(index.samples)} videos listed in {where} exist (first: {index.samples[0][0]}). "
-            "Relative paths are relative to the index's folder."
-        )
-    return index
-
-
-def load_index(source: str | Path, classes: Sequence[str] | str | Path | None = None) -> VideoIndex:
-    """A CSV index for a file, a class-folder index for a directory (see :func:`index_from_csv`)."""
-    source = Path(source)
-    return index_from_folders(source, classes) if source.is_dir() else index_from_csv(source, classes)
+def load_index(source: str | Path, classes: Classes = None) -> VideoIndex:
+    """A class-folder index for a directory, a JSON data list for a ``.json`` file (``{"data": [{"video": <path>,
+    "label": <label>}, ...]}``, :mod:`tokenmerge.experiments.data_index`), else a CSV index (:func:`index_from_csv`).
+    """
+    return VIDEO_INDEX.load(source, classes)
 
 
 class VideoDataset(Dataset):
@@ -320,13 +249,13 @@ def build_video_loader(
     workers: int = 2,
     max_samples: int | None = None,
 ) -> DataLoader:
-    """A DataLoader of multi-view clips over a CSV index or a class-folder tree (see :func:`load_index`).
+    """A DataLoader of multi-view clips over a CSV or JSON index or a class-folder tree (see :func:`load_index`).
 
     A sample holds V x 3 x T x crop^2 floats: 30 views of 16 x 224 x 224 are 289 MB, so keep batches small
     with MAE-ST's settings.
 
     Args:
-        source: a CSV of ``path,label`` lines, or a folder with one sub-folder of videos per class.
+        source: a CSV of ``path,label`` lines, a JSON data list, or a folder with one sub-folder of videos per class.
         sampling: frames, views, resize, crops and normalization (defaults: MAE-ST's Kinetics test).
         classes: class names or a class-list file; None looks for ``classes.txt`` beside the index.
         batch_size, workers: DataLoader settings.

@@ -9,22 +9,21 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from tokenmerge.experiments.checkpoint import load_saved_model
+from tokenmerge.experiments.checkpoint import EmbeddedModel, load_saved_model
 
-from .model import SpatiotemporalViT
+from .model import EMBEDDED_ARCH, SpatiotemporalViT, create_model
 
 WEIGHTS = Path(__file__).parent / "weights" / "clip_vit.safetensors"
-ARCH = dict(num_frames=8, t_patch_size=2, img_size=32, patch_size=4, embed_dim=128, depth=4, num_heads=4, mlp_ratio=4.0)
+ARCH = EMBEDDED_ARCH
 
 
 def create_embedded_model(num_classes: int, **overrides) -> SpatiotemporalViT:
     """A randomly initialised model of the embedded architecture (no head dropout unless overridden)."""
-    return SpatiotemporalViT(**{**ARCH, "num_classes": num_classes, "dropout": 0.0, **overrides})
+    return create_model("embedded", num_classes=num_classes, **overrides)
 
 
-def load_embedded_model(path: str | Path = WEIGHTS) -> tuple[SpatiotemporalViT, list[str]]:
-    """Load a model saved by the training script (float32, eval mode). Returns (model, class names)."""
-    model, meta = load_saved_model(
+def load_embedded_model(path: str | Path = WEIGHTS) -> EmbeddedModel:
+    """Load a model saved by the training script (float32, eval mode): ``.model``, ``.classes``, ``.info``."""
+    return load_saved_model(
         path, lambda meta: SpatiotemporalViT(**meta["arch"], dropout=0.0), "python -m tokenmerge.video.train_embedded"
     )
-    return model, meta["classes"]

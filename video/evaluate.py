@@ -8,8 +8,6 @@ model, not the number of views.
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import torch
 from torch import Tensor, nn
 
@@ -27,43 +25,17 @@ def multiview_forward(model: nn.Module, clips: Tensor) -> Tensor:
     return probs.clamp_min(torch.finfo(probs.dtype).tiny).log()
 
 
-def sweep(
-    model: nn.Module,
-    loader,
-    settings: list[Setting],
-    *,
-    prop_attn: bool = True,
-    device: torch.device | str = "cpu",
-    throughput_batch: int = 8,
-    throughput_rounds: int = 5,
-    throughput_threads: int | None = None,
-    dtype: torch.dtype = torch.float32,
-    reference_cache: str | Path | None = None,
-    prediction_dir: str | Path | None = None,
-) -> list[dict]:
+def sweep(model: nn.Module, loader, settings: list[Setting], **options) -> list[dict]:
     """Evaluate every setting (method, r, merge scope) on an unpatched SpatiotemporalViT; restores it afterwards.
 
     Args:
         model: an unpatched :class:`~tokenmerge.video.SpatiotemporalViT`.
         loader: batches whose inputs are [B, V, 3, T, H, W] (see :func:`tokenmerge.video.data.build_video_loader`).
         settings: methods, schedules and scopes ("spacetime" / "frame"); "tome r=0" is added first as the reference.
-        prop_attn: proportional attention for every merged setting.
-        device, throughput_batch, throughput_rounds, throughput_threads, dtype, reference_cache,
-            prediction_dir: see :func:`tokenmerge.experiments.evaluation.sweep_settings`.
+        **options: the keywords of :func:`tokenmerge.experiments.evaluation.sweep_settings` (``prop_attn``,
+            ``device``, ``throughput_batch`` (8 here), ``throughput_rounds``, ``throughput_threads``, ``dtype``,
+            ``reference_cache``, ``prediction_dir``); the forward averages the views (:func:`multiview_forward`).
     """
-    return sweep_settings(
-        model,
-        SpatiotemporalAdapter(),
-        loader,
-        settings,
-        (model.patch_embed.proj.in_channels, *model.patch_embed.input_size),
-        device=device,
-        throughput_batch=throughput_batch,
-        throughput_rounds=throughput_rounds,
-        throughput_threads=throughput_threads,
-        prop_attn=prop_attn,
-        dtype=dtype,
-        reference_cache=reference_cache,
-        prediction_dir=prediction_dir,
-        forward=multiview_forward,
-    )
+    input_shape = (model.patch_embed.proj.in_channels, *model.patch_embed.input_size)
+    options = {"throughput_batch": 8, **options, "forward": multiview_forward}
+    return sweep_settings(model, SpatiotemporalAdapter(), loader, settings, input_shape, **options)

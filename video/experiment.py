@@ -4,25 +4,23 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from tokenmerge.experiments.checkpoint import read_safetensors_metadata
 from tokenmerge.experiments.cli import SettingError
 from tokenmerge.experiments.data import cache_dir
 from tokenmerge.experiments.evaluation import Setting
 from tokenmerge.experiments.evaluation_job import run_evaluation_job
 from tokenmerge.experiments.validation import (
     DTYPES,
-    check_choice,
     check_count,
     check_index_classes,
-    check_path,
+    check_model_choice,
     check_run,
 )
 
+from .checkpoint import load_model
 from .data import ClipSampling, build_video_loader, load_index
 from .embedded import WEIGHTS
 from .evaluate import sweep
 from .model import CONFIGS
-from .models import load_model
 from .moving_objects import write_video_dataset
 from .patch import SpatiotemporalAdapter
 
@@ -47,23 +45,14 @@ def check_config(cfg: dict) -> Setting:
         _sampling(data)
     except (TypeError, ValueError) as error:
         raise SettingError(f"data.sampling: {error}") from None
-    name, checkpoint = model.get("name"), model.get("checkpoint")
-    for key in ("num_classes", "num_frames", "img_size"):
+    for key in ("num_frames", "img_size"):
         check_count(model.get(key), f"model.{key}", optional=True)
-    if name == "embedded":
-        hint = "Train it: python -m tokenmerge.video.train_embedded."
-        path = check_path(checkpoint or WEIGHTS, "model.checkpoint", "file", hint)
-        num_classes = len(read_safetensors_metadata(path)["classes"])
-    else:
-        check_choice(name, ["embedded", *sorted(CONFIGS)], "model.name")
-        if checkpoint:
-            check_path(checkpoint, "model.checkpoint", "file", "Give an MAE-ST .pth or a .safetensors checkpoint.")
-        num_classes = model.get("num_classes") or 400
+    num_classes = check_model_choice(model, {"embedded": WEIGHTS}, CONFIGS, "video", "MAE-ST", 400)
     if data.get("root") in (None, "???"):
         if data.get("root") == "???":
             raise SettingError("data.root is required: pass data.root=/path/to/val.csv (path,label lines) or a folder.")
         return setting
-    check_index_classes(data, load_index, num_classes, name)
+    check_index_classes(data, load_index, num_classes, model["name"])
     return setting
 
 

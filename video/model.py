@@ -197,8 +197,26 @@ CONFIGS: dict[str, dict] = {
 }
 
 
-def create_model(name: str, **overrides) -> SpatiotemporalViT:
-    """A named configuration (:data:`CONFIGS`) at 16 x 224, t_patch 2, 400 classes; ``overrides`` change anything."""
-    if name not in CONFIGS:
-        raise ValueError(f"Unknown video model {name!r}; choose one of {sorted(CONFIGS)}.")
-    return SpatiotemporalViT(**{**CONFIGS[name], **overrides})
+#: The embedded moving-objects model: 8 frames of 32 x 32 px in tubelets of 2 x 4 x 4 (256 tokens + class), 10 classes.
+EMBEDDED_ARCH = dict(
+    num_frames=8, t_patch_size=2, img_size=32, patch_size=4, embed_dim=128, depth=4, num_heads=4, mlp_ratio=4.0
+)
+
+
+def create_model(name: str = "embedded", *, num_classes: int | None = None, **overrides) -> SpatiotemporalViT:
+    """A randomly initialised SpatiotemporalViT; weights come from ``load_checkpoint`` / ``load_pretrained_encoder``.
+
+    Args:
+        name: ``"embedded"`` (:data:`EMBEDDED_ARCH`, 10 classes, no head dropout) or a named MAE-ST size
+            (:data:`CONFIGS`: 16 x 224, t_patch 2, 400 classes).
+        num_classes: outputs of the head (default: the task's).
+        **overrides: any other constructor argument (``num_frames``, ``img_size``, ``drop_path_rate``, ...).
+    """
+    if name == "embedded":
+        base = {**EMBEDDED_ARCH, "num_classes": 10, "dropout": 0.0}
+    elif name in CONFIGS:
+        base = CONFIGS[name]
+    else:
+        raise ValueError(f"Unknown video model {name!r}; choose 'embedded' or one of {sorted(CONFIGS)}.")
+    classes = {} if num_classes is None else {"num_classes": num_classes}
+    return SpatiotemporalViT(**{**base, **classes, **overrides})

@@ -16,34 +16,39 @@ Before training, one process measures training samples/s of the model with and w
 
 from __future__ import annotations
 
-import copy
-import os
+from collections.abc import Callable
 from dataclasses import replace
 from pathlib import Path
 
 import av
-import hydra
 import torch
-from hydra.core.hydra_config import HydraConfig
-from omegaconf import DictConfig, OmegaConf
 from torch import Tensor
 from torch.utils.data import Dataset
 
 from tokenmerge.core import schedule_spec
 from tokenmerge.core.schedule import check_schedule
-from tokenmerge.experiments.cli import DataError, SettingError, user_errors
+from tokenmerge.experiments.checkpoint import UnreadableCheckpoint
+from tokenmerge.experiments.cli import DataError, SettingError
 from tokenmerge.experiments.data import Unreadable, collate_skipping
-from tokenmerge.experiments.distributed import default_device
-from tokenmerge.experiments.training import TrainConfig, measure_training_throughput, train
+from tokenmerge.experiments.hydra_cli import training_main
+from tokenmerge.experiments.training import TrainConfig
+from tokenmerge.experiments.training_job import (
+    check_data_paths,
+    check_global_batch,
+    read_index,
+    train_config,
+    train_with_merging,
+    world_size,
+)
 from tokenmerge.experiments.validation import check_choice, check_count, check_path, check_tome
 
 from .checkpoint import load_checkpoint
 from .data import ClipSampling, VideoIndex, decode_video, load_index, video_views
 from .embedded import ARCH, create_embedded_model
 from .model import CONFIGS, SpatiotemporalViT, create_model
-from .models import clip_sampling, input_size
 from .moving_objects import CLASSES, FRAMES, SIZE, RandomClips
 from .patch import SpatiotemporalAdapter, apply_patch
+from .sampling import clip_sampling, input_size
 
 
 class VideoClips(Dataset):
@@ -90,13 +95,6 @@ def model_input(model: dict) -> tuple[int, int]:
     return input_size(model["name"], model.get("num_frames"), model.get("img_size"))
 
 
-def _read_index(data: dict, key: str, classes) -> VideoIndex:
-    try:
-        return load_index(data[key], classes)
-    except (FileNotFoundError, ValueError) as error:
-        raise DataError(f"data.{key}={data[key]}: {error}") from None
-
-
 def build_datasets(data: dict, model: dict, seed: int):
     """(train dataset, validation dataset or None, class names, collate_fn) from the ``data`` config."""
     if data["train"] is None:
@@ -104,11 +102,11 @@ def build_datasets(data: dict, model: dict, seed: int):
         val_set = RandomClips(data["val_per_class"] * len(CLASSES), seed=seed + 1, split="val")
         return train_set, val_set, list(CLASSES), None
     sampling = clip_sampling(model["name"], *model_input(model), **(data["sampling"] or {}))
-    index = _read_index(data, "train", data["classes"])
+    index = read_index(load_index, data, "train", data["classes"])
     train_set = VideoClips(index, sampling, train=True)
     val_set = None
     if data["val"]:
-        val_set = VideoClips(_read_index(data, "val", data["classes"] or index.classes), sampling)
+        val_set = VideoClips(read_index(load_index, data, "val", data["classes"] or index.classes), sampling)
     classes = list(index.classes) if index.classes else [str(i) for i in range(max(c for _, c in index.samples) + 1)]
     return train_set, val_set, classes, collate_skipping
 
@@ -127,6 +125,8 @@ def build_model(model: dict, num_classes: int) -> SpatiotemporalViT:
     if model["checkpoint"]:
         try:
             load_checkpoint(net, model["checkpoint"])
+        except UnreadableCheckpoint as error:
+            raise DataError(f"model.checkpoint={model['checkpoint']}: {error}") from None
         except ValueError as error:
             raise SettingError(
                 f"model.checkpoint={model['checkpoint']} does not fit the model ({num_classes} classes, {frames} "
@@ -135,21 +135,16 @@ def build_model(model: dict, num_classes: int) -> SpatiotemporalViT:
     return net
 
 
-def training_throughput(net: SpatiotemporalViT, tome: dict, config: TrainConfig, rounds: int) -> dict:
-    """Training samples/s (forward, backward, AdamW) without and with the configured merging, in one run."""
-    device = default_device()
-    net = net.to(device)
-    merged = copy.deepcopy(net)
+def _patch(tome: dict) -> Callable[[SpatiotemporalViT], object]:
+    """The configured merging as a function of the model (the schedule, scope, method of ``tome``)."""
     spec = schedule_spec(tome["r"], tome["inflection"], tome["ratio"])
-    apply_patch(merged, r=spec, prop_attn=tome["prop_attn"], merge_scope=tome["merge_scope"] or "spacetime")
-    batch = min(config.batch_size, 32)
+    scope = tome["merge_scope"] or "spacetime"
+    return lambda net: apply_patch(net, r=spec, prop_attn=tome["prop_attn"], method=tome["method"], merge_scope=scope)
 
-    def make_batch():
-        frames, side = net.patch_embed.input_size[:2]
-        return torch.randn(batch, 3, frames, side, side), torch.randint(net.num_classes, (batch,))
 
-    results = measure_training_throughput({"unmerged": net, "merged": merged}, make_batch, config=config, rounds=rounds)
-    return {name: result.samples_per_s for name, result in results.items()} | {"batch": batch, "device": str(device)}
+def _random_batch(net: SpatiotemporalViT) -> Callable[[int], tuple[Tensor, Tensor]]:
+    frames, side = net.patch_embed.input_size[:2]
+    return lambda batch: (torch.randn(batch, 3, frames, side, side), torch.randint(net.num_classes, (batch,)))
 
 
 def check_config(cfg: dict) -> TrainConfig:
@@ -185,55 +180,42 @@ def check_config(cfg: dict) -> TrainConfig:
                 f"the embedded moving-objects clips are {FRAMES} frames of {SIZE} px but model {model['name']} takes "
                 f"{frames} frames of {side} px: train on your videos (data.train=...) or use model=embedded."
             )
-    for key in ("train", "val", "classes"):
-        if data[key] and not Path(data[key]).exists():
-            raise DataError(f"data.{key}={data[key]} does not exist; give a CSV index or a class-folder tree.")
+    check_data_paths(data)
     try:
         clip_sampling(model["name"], *model_input(model), **(data["sampling"] or {}))
     except (TypeError, ValueError) as error:
         raise SettingError(f"data.sampling: {error}") from None
-    try:
-        return TrainConfig(**cfg["train"])
-    except (TypeError, ValueError) as error:
-        raise SettingError(f"train: {error}") from None
+    return train_config(cfg["train"])
 
 
 def run_training(cfg: dict, out_dir: str | Path) -> dict:
     """Train as configured (the ``train`` config as a dict); returns a summary (also written as train_results.json)."""
     check_config(cfg)
     data, tome = cfg["data"], cfg["tome"]
-    spec = schedule_spec(tome["r"], tome["inflection"], tome["ratio"])
-    scope = tome["merge_scope"] or "spacetime"
     train_set, val_set, classes, collate = build_datasets(data, cfg["model"], cfg["train"]["seed"])
-    world_size = int(os.environ.get("WORLD_SIZE", "1"))
-    if len(train_set) < cfg["train"]["batch_size"] * world_size:
-        size = len(train_set)
-        where = f"data.train_size={size}" if data["train"] is None else f"data.train={data['train']} ({size} videos)"
-        raise DataError(
-            f"{where} is less than one global batch (train.batch_size={cfg['train']['batch_size']} x {world_size} "
-            "processes): lower train.batch_size or use more data."
-        )
+    size = len(train_set)
+    where = f"data.train_size={size}" if data["train"] is None else f"data.train={data['train']} ({size} videos)"
+    check_global_batch(size, cfg["train"]["batch_size"], where)
     torch.manual_seed(cfg["train"]["seed"])
     net = build_model(cfg["model"], len(classes))
-    config = TrainConfig(**cfg["train"], out_dir=str(out_dir))
-    summary: dict = {"classes": classes, "tome": tome, "world_size": world_size}
-    if cfg["throughput_rounds"] and world_size == 1:
-        summary["training_samples_per_s"] = training_throughput(net, tome, config, cfg["throughput_rounds"])
-        print(f"training throughput (samples/s): {summary['training_samples_per_s']}")
-    handle = apply_patch(net, r=spec, prop_attn=tome["prop_attn"], method=tome["method"], merge_scope=scope)
-    result = train(net, train_set, config, val_dataset=val_set, collate_fn=collate, num_classes=len(classes))
-    tokens = net.num_prefix_tokens + net.patch_embed.num_patches
-    summary |= {"schedule": handle.schedule(tokens), "metrics": result.metrics}
-    result.write_summary(summary, out_dir)
-    return summary
+    config = train_config(cfg["train"], out_dir=str(out_dir))
+    summary = {"classes": classes, "tome": tome, "world_size": world_size()}
+    return train_with_merging(
+        net,
+        _patch(tome),
+        _random_batch(net),
+        train_set,
+        config,
+        summary=summary,
+        throughput_rounds=cfg["throughput_rounds"],
+        out_dir=out_dir,
+        val_set=val_set,
+        collate_fn=collate,
+        num_classes=len(classes),
+    )
 
 
-@hydra.main(version_base=None, config_path="conf", config_name="train")
-@user_errors
-def main(cfg: DictConfig) -> None:
-    container = OmegaConf.to_container(cfg, resolve=True)
-    run_training(container, container["out_dir"] or HydraConfig.get().runtime.output_dir)
-
+main = training_main("tokenmerge.video.conf", run_training)
 
 if __name__ == "__main__":
     main()

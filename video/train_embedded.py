@@ -1,30 +1,36 @@
 """Train the embedded moving-objects video ViT (fixed seed; reproduces ``video/weights/clip_vit.safetensors``).
 
-    python -m tokenmerge.video.train_embedded [--steps 2500] [--out outputs/video_embedded/clip_vit.safetensors]
+    python -m tokenmerge.video.train_embedded [--steps 3000] [--out outputs/video_embedded/clip_vit.safetensors]
 
-AdamW with warm-up and cosine decay, label smoothing, fresh random clips every step
-(``moving_objects.RandomClips``). Reports validation accuracy on held-out clips as it goes, and at the end the
-time controls: the same model on clips whose frames are shuffled and on one frame repeated. ``--input single``
-trains the single-frame control model (every clip replaced by one of its frames, repeated).
+The recipe and loop are the shared ones (:mod:`tokenmerge.experiments.embedded_training`), with fresh random
+clips every step (``moving_objects.RandomClips``) and validation on held-out clips as it goes. At the end it
+reports the time controls: the same model on clips whose frames are shuffled and on one frame repeated.
+``--input single`` trains the single-frame control model (every clip replaced by one of its frames, repeated).
 """
 
 from __future__ import annotations
 
-import argparse
-import math
-import time
 from pathlib import Path
 
 import torch
 from torch import Tensor
-from torch.utils.data import DataLoader
-from tqdm.auto import tqdm
+from torch.utils.data import Dataset, TensorDataset
 
 from tokenmerge.experiments.checkpoint import save_safetensors
+from tokenmerge.experiments.cli import user_errors
+from tokenmerge.experiments.distributed import is_main_process
+from tokenmerge.experiments.embedded_training import (
+    EmbeddedRecipe,
+    EmbeddedRun,
+    embedded_parser,
+    recipe_from_args,
+    train_embedded,
+)
 from tokenmerge.experiments.metrics import model_accuracy
 
-from .embedded import create_embedded_model
+from .embedded import WEIGHTS, create_embedded_model
 from .moving_objects import CLASSES, RandomClips, validation_clips
+from .patch import apply_patch
 
 DEFAULT_OUT = Path("outputs/video_embedded/clip_vit.safetensors")
 
@@ -52,85 +58,59 @@ def time_controls(model: torch.nn.Module, clips: Tensor, labels: Tensor, seed: i
     }
 
 
+class SingleFrameClips(Dataset):
+    """``dataset`` with every clip [3, T, H, W] replaced by one of its frames (random, fixed per index) repeated."""
+
+    def __init__(self, dataset: Dataset, seed: int = 0):
+        self.dataset, self.seed = dataset, seed
+
+    def __len__(self) -> int:
+        return len(self.dataset)
+
+    def __getitem__(self, index: int) -> tuple[Tensor, int]:
+        clip, label = self.dataset[index]
+        generator = torch.Generator().manual_seed(self.seed * 1_000_003 + index)
+        return single_frame(clip[None], generator)[0], label
+
+
+RECIPE = EmbeddedRecipe(steps=3000, batch_size=32)
+
+
 def train(
-    steps: int = 2500,
-    batch_size: int = 32,
-    lr: float = 1e-3,
-    weight_decay: float = 0.05,
-    warmup: int = 150,
-    seed: int = 0,
-    inputs: str = "clips",
-    eval_every: int = 250,
-    workers: int = 1,
-    out: str | Path | None = DEFAULT_OUT,
-) -> tuple[torch.nn.Module, dict[str, float]]:
-    """Train from scratch; returns (model, time controls on the validation clips) and saves to ``out`` if given.
+    recipe: EmbeddedRecipe = RECIPE, inputs: str = "clips", out: str | Path | None = DEFAULT_OUT
+) -> tuple[torch.nn.Module, EmbeddedRun, dict[str, float]]:
+    """Train from scratch; returns (model, run, time controls on the validation clips) and saves to ``out``.
 
     Args:
         inputs: "clips" (the model) or "single" (the single-frame control: each training clip is one frame repeated).
     """
     if inputs not in ("clips", "single"):
         raise ValueError(f"inputs must be 'clips' or 'single'; got {inputs!r}.")
-    torch.manual_seed(seed)
+    torch.manual_seed(recipe.seed)
     model = create_embedded_model(len(CLASSES), drop_path_rate=0.1)
-    data = RandomClips(steps * batch_size, seed=seed)
-    loader = DataLoader(data, batch_size=batch_size, num_workers=workers, drop_last=True)
-    optimizer = torch.optim.AdamW(model.parameters(), lr=lr, weight_decay=weight_decay)
-    schedule = lambda step: min(1.0, (step + 1) / warmup) * 0.5 * (1 + math.cos(math.pi * min(step / steps, 1.0)))  # noqa: E731
-    scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, schedule)
-    loss_fn = torch.nn.CrossEntropyLoss(label_smoothing=0.1)
-    val_clips, val_labels = validation_clips(per_class=20, seed=seed + 1)
+    if recipe.tome_r:
+        apply_patch(model, r=recipe.tome_r)
+    train_set: Dataset = RandomClips(recipe.steps * recipe.batch_size, seed=recipe.seed)
+    val_clips, val_labels = validation_clips(per_class=20, seed=recipe.seed + 1)
+    val_set = TensorDataset(val_clips, val_labels)
     if inputs == "single":
-        val_clips = single_frame(val_clips, torch.Generator().manual_seed(seed))
-    model.train()
-    start, acc = time.time(), 0.0
-    progress = tqdm(loader, total=steps, desc="train", mininterval=10)
-    for step, (clips, labels) in enumerate(progress):
-        if inputs == "single":
-            clips = single_frame(clips)
-        loss = loss_fn(model(clips), labels)
-        optimizer.zero_grad(set_to_none=True)
-        loss.backward()
-        torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
-        optimizer.step()
-        scheduler.step()
-        if (step + 1) % eval_every == 0 or step + 1 == steps:
-            acc = model_accuracy(model, val_clips, val_labels)
-            progress.write(f"step {step + 1}: loss {loss.item():.3f}  val acc {acc:.3f}  ({time.time() - start:.0f} s)")
-    model.eval()
-    controls = time_controls(model, *validation_clips(per_class=20, seed=seed + 1))
-    if out is not None:
-        info = dict(
-            steps=steps,
-            batch_size=batch_size,
-            lr=lr,
-            weight_decay=weight_decay,
-            seed=seed,
-            inputs=inputs,
-            val_accuracy=acc,
-            time_controls=controls,
-            train_seconds=round(time.time() - start),
-        )
-        save_safetensors(model, out, arch=model.arch, classes=list(CLASSES), info=info)
-    return model, controls
+        train_set, val_set = SingleFrameClips(train_set, recipe.seed), SingleFrameClips(val_set, recipe.seed + 1)
+    run = train_embedded(model, train_set, val_set, recipe, num_classes=len(CLASSES))
+    controls = time_controls(model, val_clips, val_labels)
+    if out is not None and is_main_process():
+        info = run.info(recipe, inputs=inputs, time_controls=controls)
+        save_safetensors(model, out, arch=model.arch, classes=list(CLASSES), info=info)  # a patch adds no parameters
+    return model, run, controls
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.ArgumentDefaultsHelpFormatter)
-    parser.add_argument("--steps", type=int, default=2500)
-    parser.add_argument("--batch-size", type=int, default=32)
-    parser.add_argument("--lr", type=float, default=1e-3)
-    parser.add_argument("--seed", type=int, default=0)
+@user_errors
+def main(argv: list[str] | None = None) -> None:
+    parser = embedded_parser("python -m tokenmerge.video.train_embedded", __doc__, RECIPE, DEFAULT_OUT, WEIGHTS)
     parser.add_argument("--input", default="clips", choices=["clips", "single"], help="'single': single-frame control")
-    parser.add_argument("--workers", type=int, default=1)
-    parser.add_argument(
-        "--out", default=str(DEFAULT_OUT), help="where to save (the shipped weights are not overwritten)"
-    )
-    args = parser.parse_args()
-    _, controls = train(
-        args.steps, args.batch_size, args.lr, seed=args.seed, inputs=args.input, workers=args.workers, out=args.out
-    )
-    print(f"validation accuracy: {controls}; saved to {args.out}")
+    args = parser.parse_args(argv)
+    _, run, controls = train(recipe_from_args(args), inputs=args.input, out=args.out)
+    if is_main_process():
+        print(f"final validation accuracy {run.accuracy:.3f}, time controls {controls}; saved to {args.out}")
 
 
 if __name__ == "__main__":

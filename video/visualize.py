@@ -22,11 +22,18 @@ from PIL import Image
 from torch import Tensor, nn
 
 from tokenmerge.core import ScheduleSpec, temporary_patch
-from tokenmerge.experiments.visualize import group_map, render_groups
+from tokenmerge.experiments.visualize import (
+    group_map,
+    label_panels,
+    merge_gallery,
+    reduction_label,
+    render_groups,
+    warn_renamed,
+)
 
 from .patch import SpatiotemporalAdapter
 
-__all__ = ["clip_pixels", "visualize_clip_merges"]
+__all__ = ["clip_pixels", "visualize_clip_merges", "visualize_merges"]
 
 
 def clip_pixels(clip: Tensor, mean, std) -> np.ndarray:
@@ -37,6 +44,61 @@ def clip_pixels(clip: Tensor, mean, std) -> np.ndarray:
 
 
 @torch.no_grad()
+def visualize_merges(
+    model: nn.Module,
+    inputs: Tensor,
+    *,
+    r: ScheduleSpec = 8,
+    prop_attn: bool = True,
+    method: str = "tome",
+    class_names: Sequence[str] | None = None,
+    title: str | None = None,
+    labels: bool = True,
+    merge_scope: str = "spacetime",
+    mean=(0.5, 0.5, 0.5),
+    std=(0.5, 0.5, 0.5),
+    frame_height: int = 96,
+) -> Image.Image:
+    """A frame grid of a clip and its merged groups, captioned.
+
+    The same call as ``tokenmerge.image.visualize.visualize_merges`` (an image) and
+    ``tokenmerge.audio.visualize.visualize_merges`` (a spectrogram); the keywords after ``labels`` are the clip's.
+
+    Args:
+        model: a :class:`~tokenmerge.video.SpatiotemporalViT` (patched for the call; a patch it had is restored).
+        inputs: one clip [3, T, H, W], the model's input (normalized with ``mean`` / ``std``).
+        r: schedule spec.
+        prop_attn: proportional attention.
+        method: "tome", or a baseline ("random_merge", "random_drop").
+        class_names: names of the model's classes, to caption the prediction (None: "class i").
+        title: the line above the caption (None: the model's class name; "": none).
+        labels: caption the grid (r, scope, tokens before and after, predicted class) under the title.
+        merge_scope: "spacetime" or "frame".
+        mean, std: the normalization of ``inputs``, to show its pixels.
+        frame_height: height of every frame in the picture (nearest-neighbour scaling).
+
+    Returns:
+        An RGB image: T frames wide, two rows (frames, merged groups), plus the captions above.
+    """
+    pixels = clip_pixels(inputs, mean, std)
+    settings = dict(merge_scope=merge_scope, prop_attn=prop_attn, method=method)
+    with temporary_patch(model, SpatiotemporalAdapter(), r, **settings) as handle:
+        logits, source = handle.traced_forward(inputs[None].to(next(model.parameters()).device))
+        source, predicted, prefix = source[0].cpu(), int(logits[0].argmax()), handle.protected
+    slices, rows, cols = model.patch_embed.grid_size
+    groups = group_map(source, prefix, (slices, rows, cols)).repeat(pixels.shape[0] // slices, axis=0)
+    factor = max(1, round(frame_height / pixels.shape[1]))
+    pixels = pixels.repeat(factor, axis=1).repeat(factor, axis=2)  # scale first, so borders stay 1 pixel wide
+    merged = render_groups(pixels, groups)
+    grid = np.concatenate([np.concatenate(list(pixels), axis=1), np.concatenate(list(merged), axis=1)], axis=0)
+    if not labels:
+        return Image.fromarray(grid)
+    after, before = source.shape  # final tokens, input tokens
+    name = class_names[predicted] if class_names else f"class {predicted}"
+    caption = f"{reduction_label(method, r)}, {merge_scope} scope: {before} -> {after} tokens; predicts {name}"
+    return label_panels([Image.fromarray(grid)], [caption], type(model).__name__ if title is None else title)
+
+
 def visualize_clip_merges(
     model: nn.Module,
     clip: Tensor,
@@ -48,31 +110,13 @@ def visualize_clip_merges(
     std=(0.5, 0.5, 0.5),
     frame_height: int = 96,
 ) -> Image.Image:
-    """A frame grid of a clip and its merged groups.
-
-    Args:
-        model: a :class:`~tokenmerge.video.SpatiotemporalViT` (patched for the call; a patch it had is restored).
-        clip: [3, T, H, W] the model's input (normalized with ``mean`` / ``std``).
-        r: schedule spec.
-        merge_scope: "spacetime" or "frame".
-        prop_attn: proportional attention.
-        mean, std: the normalization of ``clip``, to show its pixels.
-        frame_height: height of every frame in the picture (nearest-neighbour scaling).
-
-    Returns:
-        An RGB image: T frames wide, two rows (frames, merged groups).
-    """
-    pixels = clip_pixels(clip, mean, std)
-    with temporary_patch(model, SpatiotemporalAdapter(), r, merge_scope=merge_scope, prop_attn=prop_attn) as handle:
-        source = handle.source_map(clip[None].to(next(model.parameters()).device))[0].cpu()
-        prefix = handle.protected
-    slices, rows, cols = model.patch_embed.grid_size
-    groups = group_map(source, prefix, (slices, rows, cols)).repeat(pixels.shape[0] // slices, axis=0)
-    factor = max(1, round(frame_height / pixels.shape[1]))
-    pixels = pixels.repeat(factor, axis=1).repeat(factor, axis=2)  # scale first, so borders stay 1 pixel wide
-    merged = render_groups(pixels, groups)
-    grid = np.concatenate([np.concatenate(list(pixels), axis=1), np.concatenate(list(merged), axis=1)], axis=0)
-    return Image.fromarray(grid)
+    """Deprecated (removed in the next release): :func:`visualize_merges` with ``labels=False``, the grid alone."""
+    warn_renamed(
+        "tokenmerge.video.visualize.visualize_clip_merges(model, clip, r, ...)",
+        "tokenmerge.video.visualize.visualize_merges(model, inputs, r=..., labels=False, ...)",
+    )
+    settings = dict(merge_scope=merge_scope, prop_attn=prop_attn, mean=mean, std=std, frame_height=frame_height)
+    return visualize_merges(model, clip, r=r, labels=False, **settings)
 
 
 def _read_clip(path: str, sampling) -> Tensor:
@@ -101,12 +145,12 @@ def main(argv: Sequence[str] | None = None) -> None:
     from tokenmerge.experiments.cli import SettingError, user_errors
     from tokenmerge.experiments.picture_command import check_r_option, checkpoint_errors, parse_r_option, save_picture
     from tokenmerge.experiments.validation import check_path
-    from tokenmerge.experiments.visualize import label_panels
 
+    from .checkpoint import load_model
     from .embedded import WEIGHTS, load_embedded_model
     from .model import CONFIGS
-    from .models import clip_sampling, input_size, load_model
     from .moving_objects import FRAMES, MEAN, SIZE, STD, RandomClips
+    from .sampling import clip_sampling, input_size
 
     parser = argparse.ArgumentParser(
         prog="python -m tokenmerge.video.visualize",
@@ -148,29 +192,27 @@ def main(argv: Sequence[str] | None = None) -> None:
         classes = None
         with checkpoint_errors(args.checkpoint):
             if args.model == "embedded":
-                model, classes = load_embedded_model(args.checkpoint or WEIGHTS)
+                loaded = load_embedded_model(args.checkpoint or WEIGHTS)
+                model, classes = loaded.model, loaded.classes
             else:
                 model = load_model(args.model, checkpoint=args.checkpoint, num_classes=args.num_classes)
         check_r_option(spec, args.r, len(model.blocks))
         weights = "" if args.model == "embedded" or args.checkpoint else " (random weights)"
         title = f"{args.model}{weights}: {args.video or f'held-out moving-objects clip {args.clip}'}"
-        tokens = model.num_prefix_tokens + model.patch_embed.num_patches
-        shown_r = list(spec) if isinstance(spec, tuple) else spec
-        rows = []
-        for scope in ("spacetime", "frame") if args.scope == "both" else (args.scope,):
-            settings = dict(merge_scope=scope, prop_attn=not args.no_prop_attn)
-            with temporary_patch(model, SpatiotemporalAdapter(), spec, **settings) as handle, torch.no_grad():
-                predicted, left = int(model(clip[None]).argmax(-1)), handle.tokens_per_layer(tokens)[-1]
-            picture = visualize_clip_merges(
-                model, clip, spec, mean=mean, std=std, **settings, frame_height=args.frame_height
-            )
-            name = classes[predicted] if classes else f"class {predicted}"
-            caption = f"ToMe r={shown_r}, {scope} scope: {tokens} -> {left} tokens; predicts {name}"
-            rows.append(label_panels([picture], [caption], title if not rows else None))
-        out_picture = Image.new("RGB", (rows[0].width, sum(row.height for row in rows)), "white")
-        for i, row in enumerate(rows):
-            out_picture.paste(row, (0, sum(r.height for r in rows[:i])))
-        save_picture(out_picture, args.out)
+        scopes = ("spacetime", "frame") if args.scope == "both" else (args.scope,)
+        settings = dict(
+            r=spec,
+            prop_attn=not args.no_prop_attn,
+            class_names=classes,
+            frame_height=args.frame_height,
+            mean=mean,
+            std=std,
+        )
+        rows = [  # the title once, over the first scope's caption
+            visualize_merges(model, clip, title=title if i == 0 else "", merge_scope=scope, **settings)
+            for i, scope in enumerate(scopes)
+        ]
+        save_picture(merge_gallery(rows), args.out)
 
     run()
 

@@ -1,6 +1,7 @@
 """Audio datasets: indexes, decoding, mono 16 kHz, unreadable files reported and skipped, clear errors."""
 
 import csv
+import json
 import logging
 import math
 from pathlib import Path
@@ -70,6 +71,9 @@ def test_multi_label_csv_with_class_index(clips):
     assert batch.targets.dtype == torch.float32 and torch.equal(batch.targets, expected)
     assert batch.skipped == []
     assert load_index(index).classes == ["Dog", "Cat", "Car"]  # found beside the CSV
+    entries = [{"wav": "audio/clip0.wav", "labels": "/m/dog,/m/car"}, {"wav": "audio/clip1.wav", "labels": "/m/cat"}]
+    (clips / "eval.json").write_text(json.dumps({"data": entries}))  # AudioMAE's data list
+    assert load_index(clips / "eval.json").samples == load_index(index).samples[:2]
 
 
 def test_single_label_csv_and_folder(clips):
@@ -153,7 +157,7 @@ def test_clear_errors(clips):
         index_from_csv(single)
     with pytest.raises(ValueError, match="out of range"):
         index_from_csv(write_csv(clips / "range.csv", [("file", "label"), ("audio/clip0.wav", "7")]), ["a", "b"])
-    with pytest.raises(FileNotFoundError, match="None of the 1 files"):
+    with pytest.raises(FileNotFoundError, match="None of the 1 audio files"):
         index_from_csv(write_csv(clips / "gone.csv", [("file", "label"), ("nowhere.wav", "0")]))
 
 

@@ -8,25 +8,20 @@ from tokenmerge.audio import apply_patch
 from tokenmerge.audio.embedded import WEIGHTS, WEIGHTS_TOME, load_embedded_model
 from tokenmerge.audio.spoken_words import WORDS, SpokenWordsDataset
 from tokenmerge.audio.train_embedded import train
+from tokenmerge.experiments.embedded_training import EmbeddedRecipe
 
 
 def test_a_few_training_steps_with_merging_save_a_loadable_model(tmp_path):
     torch.set_num_threads(1)
     first = tmp_path / "first.safetensors"
-    train(steps=2, batch_size=4, warmup=1, eval_every=2, workers=0, utterances_per_word=2, out=first)
-    model, accuracy = train(
-        steps=2,
-        batch_size=4,
-        warmup=1,
-        eval_every=2,
-        workers=0,
-        tome_r=8,
-        init=first,
-        out=tmp_path / "tuned.safetensors",
-    )
-    loaded, classes, info = load_embedded_model(tmp_path / "tuned.safetensors")
+    recipe = EmbeddedRecipe(steps=2, batch_size=4, warmup=1, eval_every=2, workers=0)
+    train(recipe, utterances_per_word=2, out=first)
+    tuned_recipe = EmbeddedRecipe(steps=2, batch_size=4, warmup=1, eval_every=2, workers=0, tome_r=8)
+    model, run = train(tuned_recipe, init=first, utterances_per_word=2, out=tmp_path / "tuned.safetensors")
+    tuned = load_embedded_model(tmp_path / "tuned.safetensors")
+    loaded, classes, info = tuned.model, tuned.classes, tuned.info
     assert classes == list(WORDS) and info["tome_r"] == 8 and info["init"] == "first.safetensors"
-    assert 0 <= accuracy <= 1 and "forward" not in loaded.__dict__  # weights only: the patch is not saved
+    assert 0 <= run.accuracy <= 1 and "forward" not in loaded.__dict__  # weights only: the patch is not saved
     assert loaded(torch.randn(2, 1, 128, 128)).shape == (2, len(WORDS))
 
 
@@ -36,7 +31,7 @@ def test_shipped_models_keep_their_predictions_under_merging_on_unseen_voices():
     features = torch.stack([data[i][0] for i in range(100)])
     labels = torch.tensor([data[i][1] for i in range(100)])
     for path in (WEIGHTS, WEIGHTS_TOME):
-        model, _, _ = load_embedded_model(path)
+        model = load_embedded_model(path).model
         with torch.no_grad():
             plain = model(features)
             handle = apply_patch(model, r=8)

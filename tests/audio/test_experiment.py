@@ -14,7 +14,7 @@ from sklearn.metrics import average_precision_score
 from tokenmerge.audio.embedded import create_embedded_model
 from tokenmerge.audio.experiment import run_evaluation
 from tokenmerge.audio.spoken_words import WORDS, SpokenWordsDataset, write_audio_dataset
-from tokenmerge.audio.visualize import visualize_spectrogram_merges
+from tokenmerge.audio.visualize import visualize_merges
 from tokenmerge.experiments.checkpoint import save_safetensors
 from tokenmerge.experiments.metrics import average_precision, mean_average_precision, multilabel_metrics
 
@@ -102,10 +102,10 @@ def test_merge_picture_over_the_spectrogram():
     torch.manual_seed(0)
     model = create_embedded_model(len(WORDS), depth=2, embed_dim=32, num_heads=2).eval()
     features = SpokenWordsDataset(1, split="val", train=False, utterances_per_word=1)[0][0]
-    picture = visualize_spectrogram_merges(model, features, r=8, classes=list(WORDS), scale=2)
-    assert picture.size == (128 * 2, (128 * 2 + 2) * 2 + 16)  # time across, two panels of mel bins and a caption
+    picture = visualize_merges(model, features, r=8, class_names=list(WORDS), labels=False, scale=2)
+    assert picture.size == (128 * 2, (128 * 2 + 2) * 2)  # time across, two panels of mel bins (no captions)
     pixels = torch.from_numpy(np.array(picture))
-    groups_panel = pixels[16 + 130 * 2 :].numpy()
+    groups_panel = pixels[130 * 2 :].numpy()
     colours = {tuple(c) for c in groups_panel.reshape(-1, 3).tolist()} - {(255, 255, 255)}
     assert 2 <= len(colours) <= 65 - 16  # at most one colour per final token
     white = (groups_panel == 255).all(-1)

@@ -49,3 +49,16 @@ def test_cpu_runs_say_cpu_and_name_the_processor_separately():
     assert device_name("cpu") == "cpu" and result.device == "cpu"
     assert result.processor == processor_name() and result.processor not in ("", "cpu")
     assert result.to_dict()["processor"] == result.processor
+
+
+def test_interleaved_timing_on_one_thread_records_it_and_restores_the_count():
+    import torch
+
+    from tokenmerge.experiments.throughput import measure_interleaved
+
+    seen = []
+    before = torch.get_num_threads()
+    results = measure_interleaved(
+        {"a": lambda: seen.append(torch.get_num_threads())}, batch_size=1, rounds=2, warmup=1, threads=1
+    )
+    assert set(seen) == {1} and results["a"].threads == 1 and torch.get_num_threads() == before

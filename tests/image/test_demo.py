@@ -28,9 +28,28 @@ def test_demo_writes_table_json_plot_and_merges(tmp_path, monkeypatch):
 def test_the_gallery_stacks_captioned_panels_without_gaps():
     import numpy as np
 
-    from tokenmerge.image.demo import SHOWCASE, merge_gallery
+    from tokenmerge.experiments.visualize import merge_gallery
+    from tokenmerge.image.demo import SHOWCASE, merge_pictures
     from tokenmerge.image.embedded import load_embedded_model
 
-    gallery = np.asarray(merge_gallery(load_embedded_model()[0], r=8))
+    gallery = np.asarray(merge_gallery(merge_pictures(load_embedded_model().model, r=8)))
     assert gallery.shape[1] == 2 * 192 and gallery.shape[0] > len(SHOWCASE) * 192  # panels and their captions
     assert not (gallery[-8:] == 0).all()  # no unfilled black strip at the bottom
+
+
+def test_bad_input_is_one_line(tmp_path, capsys, monkeypatch):
+    from tokenmerge.image import demo
+
+    monkeypatch.delenv("TOKENMERGE_DEBUG", raising=False)
+    (tmp_path / "a_file").write_text("")
+    missing = tmp_path / "none.safetensors"
+    cases = [
+        (["--out", str(tmp_path / "a_file")], f"error: --out {tmp_path / 'a_file'} is a file: give a folder"),
+        (["--out", str(tmp_path / "out")], f"error: the embedded weights {missing} are missing: train them"),
+    ]
+    monkeypatch.setattr(demo, "WEIGHTS", missing)
+    for args, start in cases:
+        with pytest.raises(SystemExit) as info:
+            demo.main([*args, "--quick"])
+        err = capsys.readouterr().err
+        assert info.value.code == 2 and err.startswith(start) and err.count("\n") == 1, err

@@ -7,6 +7,7 @@ import torch
 from hydra import compose, initialize_config_module
 from omegaconf import OmegaConf
 
+from tokenmerge.image.checkpoint import load_model
 from tokenmerge.image.embedded import (
     WEIGHTS,
     create_embedded_model,
@@ -15,12 +16,11 @@ from tokenmerge.image.embedded import (
     save_embedded_model,
 )
 from tokenmerge.image.experiment import run_evaluation
-from tokenmerge.image.models import load_model
 
 
 def test_uncached_timm_weights_raise_instead_of_downloading(monkeypatch, tmp_path):
     monkeypatch.setenv("HF_HUB_CACHE", str(tmp_path))
-    monkeypatch.setattr("tokenmerge.image.models.cached_pretrained_file", lambda name: None)
+    monkeypatch.setattr("tokenmerge.image.checkpoint.cached_pretrained_file", lambda name: None)
     with pytest.raises(FileNotFoundError, match="model.checkpoint"):
         load_model("vit_tiny_patch16_224")
     with pytest.raises(FileNotFoundError, match="does not exist"):

@@ -2,16 +2,20 @@
 
 import torch
 
-from tokenmerge.image.embedded import load_embedded_model
+from tokenmerge.experiments.embedded_training import EmbeddedRecipe
+from tokenmerge.image.embedded import load_embedded_model, read_metadata
 from tokenmerge.image.train_embedded import train
 
 
 def test_a_few_training_steps_save_a_loadable_model(tmp_path):
     torch.set_num_threads(1)
     path = tmp_path / "m.safetensors"
-    model, accuracy = train(steps=2, batch_size=8, warmup=1, eval_every=2, workers=0, tome_r=4, out=path)
-    loaded, classes = load_embedded_model(path)
-    assert len(classes) == 21 and 0 <= accuracy <= 1
+    model, run = train(EmbeddedRecipe(steps=2, batch_size=8, warmup=1, eval_every=1, workers=0, tome_r=4), out=path)
+    saved = load_embedded_model(path)
+    loaded, classes = saved.model, saved.classes
+    assert len(classes) == 21 and 0 <= run.accuracy <= 1
+    assert [step for step, _ in run.curve] == [1, 2] and saved.info["curve"][-1][1] == round(run.accuracy, 4)
+    assert saved.info["tome_r"] == 4 and read_metadata(path)["info"] == saved.info
     images = torch.randn(2, 3, 32, 32)
     assert loaded(images).shape == (2, 21)
 
@@ -51,5 +55,6 @@ def test_two_processes_under_torchrun_write_one_model(tmp_path):
     done = subprocess.run([*command, "--out", str(out)], capture_output=True, text=True, timeout=300, env=env)
     assert done.returncode == 0, done.stderr[-3000:]
     assert done.stdout.count("saved to") == 1  # rank 0 alone reports and writes
-    model, classes = load_embedded_model(out)
+    saved = load_embedded_model(out)
+    model, classes = saved.model, saved.classes
     assert len(classes) == 21 and model(torch.randn(1, 3, 32, 32)).shape == (1, 21)

@@ -11,9 +11,9 @@ from PIL import Image
 
 from tokenmerge.experiments.cli import DataError, SettingError, UserError
 from tokenmerge.image import experiment
+from tokenmerge.image.checkpoint import CLI_OPTIONS, check_model
 from tokenmerge.image.data import build_eval_loader, check_image_folder
 from tokenmerge.image.embedded import WEIGHTS
-from tokenmerge.image.models import CLI_OPTIONS, check_model
 
 needs_weights = pytest.mark.skipif(not WEIGHTS.is_file(), reason="embedded weights not trained yet")
 
@@ -123,7 +123,7 @@ def test_unknown_timm_models_get_close_matches_not_weight_advice():
 
 
 def test_missing_weights_name_the_options_of_the_interface(monkeypatch):
-    monkeypatch.setattr("tokenmerge.image.models.cached_pretrained_file", lambda name: None)
+    monkeypatch.setattr("tokenmerge.image.checkpoint.cached_pretrained_file", lambda name: None)
     with pytest.raises(DataError, match="pass --checkpoint=.*, --allow-download to download them, or --random-weights"):
         check_model("vit_tiny_patch16_224", options=CLI_OPTIONS)
     with pytest.raises(DataError, match="model.checkpoint=.*model.allow_download=true.*model.pretrained=false"):

@@ -78,6 +78,10 @@ def test_captions_name_model_r_tokens_and_predicted_class(monkeypatch):
     assert seen["title"] == "tiny ViT" and left == "model input 32x32: 65 tokens"
     assert right.startswith("ToMe r=[8, -1.0]: 49 tokens left; predicts ")  # the ramp removes 16, then 0
     assert right.split()[-1] in ("cat", "dog", "bird")
+    visualize_merges(model, noise(40, 40), r=8)
+    assert seen["title"] == "VisionTransformer"  # the default: the model's name (no timm architecture here)
+    visualize_merges(model, noise(40, 40), r=8, method="random_drop", title="")
+    assert seen["title"] == "" and seen["captions"][1].startswith("random drop r=8: ")
 
 
 def test_visualize_merges_keeps_the_users_patch():

@@ -16,6 +16,7 @@ from tokenmerge.video.data import (
     decode_video,
     index_from_csv,
     index_from_folders,
+    load_index,
     resized_size,
     temporal_indices,
     video_views,
@@ -118,6 +119,8 @@ def test_csv_index_paths_labels_and_classes(tmp_path):
     assert index.classes == ["cat", "dog"]
     assert index.samples == [(str(tmp_path / "a.mp4"), 1), (str(absolute), 0), (str(tmp_path / "sub/c.mp4"), 1)]
     assert index_from_csv(tmp_path / "val.csv", classes=["x", "dog", "cat"]).samples[0][1] == 1
+    (tmp_path / "val.json").write_text('{"data": [{"video": "a.mp4", "label": "dog"}, {"path": "b.mp4", "label": 0}]}')
+    assert load_index(tmp_path / "val.json").samples == [(str(tmp_path / "a.mp4"), 1), (str(tmp_path / "b.mp4"), 0)]
 
 
 @pytest.mark.parametrize(

@@ -72,3 +72,31 @@ def test_named_configurations_have_mae_st_sizes():
     assert large.blocks[0].norm1.eps == 1e-6
     with pytest.raises(ValueError, match="vit_base_patch16"):
         create_model("vit_tiny")
+
+
+def test_a_mae_st_pretraining_checkpoint_loads_its_encoder_and_a_fresh_head(tmp_path):
+    state = {k: v for k, v in _state().items() if not k.startswith("head.")}  # pre-training: no head
+    state |= {"mask_token": torch.zeros(1, 1, 16), "decoder_embed.weight": torch.zeros(16, 32)}
+    state |= {"decoder_pos_embed_spatial": torch.zeros(1, 16, 16), "decoder_norm.weight": torch.ones(16)}
+    torch.save({"model": state}, tmp_path / "pretrain.pth")
+    from tokenmerge.video.checkpoint import load_pretrained_encoder
+
+    model = SpatiotemporalViT(**TINY, num_classes=3)
+    skipped = load_pretrained_encoder(model, tmp_path / "pretrain.pth")
+    assert skipped == ["decoder_embed.weight", "decoder_norm.weight", "decoder_pos_embed_spatial", "mask_token"]
+    fused = torch.cat([state[f"blocks.1.attn.{n}.weight"] for n in "qkv"])
+    assert torch.equal(model.blocks[1].attn.qkv.weight, fused) and torch.equal(model.norm.weight, state["norm.weight"])
+    assert 1e-5 < model.head.weight.std() < 4e-5 and model.head.bias.abs().max() == 0  # trunc_normal(std=2e-5)
+    del state["blocks.1.attn.k.weight"]
+    torch.save({"model": state}, tmp_path / "broken.pth")
+    with pytest.raises(ValueError, match=r"lacks blocks\.1\.attn\.k\.weight"):
+        load_pretrained_encoder(model, tmp_path / "broken.pth")
+
+
+def test_a_fine_tuned_checkpoint_without_one_projection_names_it(tmp_path):
+    state = _state()
+    del state["blocks.1.attn.k.weight"]
+    torch.save({"model": state}, tmp_path / "partial.pth")
+    with pytest.raises(ValueError, match=r"lacks blocks\.1\.attn\.k\.weight") as info:
+        load_checkpoint(SpatiotemporalViT(**TINY, num_classes=5), tmp_path / "partial.pth")
+    assert "qkv" not in str(info.value).split("lacks")[1]

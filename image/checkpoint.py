@@ -1,4 +1,4 @@
-"""Model loading for experiments: the embedded model, or any timm model with weights from disk.
+"""Weights for image models: checkpoints from disk, pre-training checkpoints, the embedded model, timm's cache.
 
 Nothing downloads unless asked: timm's pretrained weights are taken from the local Hugging Face cache
 (or a checkpoint path); if they are not there, the error says how to provide them.
@@ -13,6 +13,7 @@ from pathlib import Path
 import timm
 from torch import nn
 
+from tokenmerge.experiments.checkpoint import load_encoder, load_state_dict_exactly, read_state_dict
 from tokenmerge.experiments.cli import DataError, SettingError
 from tokenmerge.experiments.validation import check_count, check_path
 
@@ -33,6 +34,29 @@ def cached_pretrained_file(name: str) -> Path | None:
         if isinstance(found, str):
             return Path(found)
     return None
+
+
+def load_checkpoint(model: nn.Module, path: str | Path) -> nn.Module:
+    """Load a checkpoint (.safetensors, or a .pth state dict, also under ``"model"``) into ``model``; returns it.
+
+    Raises:
+        FileNotFoundError: no such file.
+        ValueError: a key is missing, unexpected or mis-shaped (all are named, in the checkpoint's names).
+    """
+    return load_state_dict_exactly(model, read_state_dict(path), source=f"checkpoint {path}")
+
+
+def load_pretrained_encoder(model: nn.Module, path: str | Path) -> list[str]:
+    """Start fine-tuning from a pre-training checkpoint (e.g. MAE's): load the encoder, re-initialise the head.
+
+    Every key of ``model`` but ``head`` and ``fc_norm`` (the pooled head's norm, which MAE's fine-tuning adds)
+    must be in the checkpoint with the model's shapes; the rest of the checkpoint (decoder, mask token, the
+    encoder norm a mean-pooled model does not have) is skipped (see
+    :func:`tokenmerge.experiments.checkpoint.load_encoder`). Returns the checkpoint keys that were not loaded.
+    """
+    head = model.get_classifier() if hasattr(model, "get_classifier") else None
+    head = head if isinstance(head, nn.Linear) else None
+    return load_encoder(model, read_state_dict(path), ("head.", "fc_norm."), f"pre-training checkpoint {path}", head)
 
 
 #: How the model settings are spelled in messages: Hydra overrides (run_eval) or command-line flags (visualize).
@@ -155,7 +179,7 @@ def load_model(
         name, pretrained=pretrained, checkpoint=checkpoint, num_classes=num_classes, allow_download=allow_download
     )
     if name == "embedded":
-        return load_embedded_model(checkpoint or WEIGHTS)[0]
+        return load_embedded_model(checkpoint or WEIGHTS).model
     kwargs = {} if num_classes is None else {"num_classes": num_classes}
     if not pretrained:
         return timm.create_model(name, pretrained=False, **kwargs).eval()

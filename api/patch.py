@@ -1,0 +1,124 @@
+"""``tokenmerge.apply_patch``: find the model's family and patch it with that family's adapter.
+
+Families are tried in order, most specific first (our video and audio models are timm-style ViTs too). Each
+family's own ``apply_patch`` keeps working and takes the same settings.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from torch import nn
+
+from tokenmerge.core import ModelAdapter, ScheduleSpec, ToMeHandle, patch_model
+
+
+@dataclass(frozen=True)
+class Family:
+    """A model family ``apply_patch`` recognises: its name, how to tell it, and how to patch it."""
+
+    name: str
+    matches: Callable[[nn.Module], bool]
+    patch: Callable[..., ToMeHandle]
+
+
+def _video(model: nn.Module) -> bool:
+    from tokenmerge.video import SpatiotemporalViT
+
+    return isinstance(model, SpatiotemporalViT)
+
+
+def _audio(model: nn.Module) -> bool:
+    from tokenmerge.audio import SpectrogramViT
+
+    return isinstance(model, SpectrogramViT)
+
+
+def _timm_vit(model: nn.Module) -> bool:
+    from timm.models.vision_transformer import VisionTransformer
+
+    return isinstance(model, VisionTransformer)
+
+
+def _torchvision_vit(model: nn.Module) -> bool:
+    from torchvision.models import VisionTransformer
+
+    return isinstance(model, VisionTransformer)
+
+
+def _patch_video(model, r, **settings):
+    from tokenmerge.video import apply_patch
+
+    return apply_patch(model, r, **settings)
+
+
+def _patch_audio(model, r, **settings):
+    from tokenmerge.audio import apply_patch
+
+    return apply_patch(model, r, **settings)
+
+
+def _patch_timm_vit(model, r, **settings):
+    from tokenmerge.image import apply_patch
+
+    return apply_patch(model, r, **settings)
+
+
+def _patch_torchvision_vit(model, r, **settings):
+    from tokenmerge.adapters import TorchvisionViTAdapter
+
+    return patch_model(model, TorchvisionViTAdapter(), r, **settings)
+
+
+FAMILIES = (
+    Family("tokenmerge.video.SpatiotemporalViT (MAE-ST layout)", _video, _patch_video),
+    Family("tokenmerge.audio.SpectrogramViT (AudioMAE layout)", _audio, _patch_audio),
+    Family("timm VisionTransformer (ViT, DeiT, registers, LayerScale, MAE, ...)", _timm_vit, _patch_timm_vit),
+    Family("torchvision.models.VisionTransformer", _torchvision_vit, _patch_torchvision_vit),
+)
+
+
+def supported_families() -> list[str]:
+    """The families :func:`apply_patch` recognises, in the order it tries them."""
+    return [family.name for family in FAMILIES]
+
+
+def _encoder_hint(model: nn.Module) -> str:
+    paths = [name for name, module in model.named_modules() if isinstance(module, nn.TransformerEncoder)]
+    if not paths:
+        return ""
+    return (
+        f" It holds an nn.TransformerEncoder at model.{paths[0]}: subclass tokenmerge.adapters."
+        f"TransformerEncoderAdapter(encoder={paths[0]!r}) with its embed and head and pass it as adapter=."
+    )
+
+
+def apply_patch(
+    model: nn.Module, r: ScheduleSpec = 0, *, adapter: ModelAdapter | None = None, **settings
+) -> ToMeHandle:
+    """Make ``model`` merge tokens; returns the handle (``handle.remove()`` restores the model).
+
+    Args:
+        model: a model of a family in :func:`supported_families`, or any model with ``adapter``.
+        r: tokens merged per block, or a schedule (see :func:`tokenmerge.core.schedule_spec`).
+        adapter: patch with this :class:`~tokenmerge.core.ModelAdapter` instead of finding the family (check a new
+            one with :func:`tokenmerge.check_adapter`).
+        **settings: the family's settings (``prop_attn``, ``method``, ``seed``, ``trace_source``, ``attention``;
+            ``merge_scope`` for video).
+
+    Raises:
+        TypeError: the model's family is not built in (the message names what was found and what to do).
+    """
+    if adapter is not None:
+        return patch_model(model, adapter, r, **settings)
+    for family in FAMILIES:
+        if family.matches(model):
+            return family.patch(model, r, **settings)
+    kind = f"{type(model).__module__}.{type(model).__qualname__}"
+    raise TypeError(
+        f"tokenmerge.apply_patch does not know {kind}. Built in: {'; '.join(supported_families())}. For another "
+        "model write a ModelAdapter (README: 'Add merging to your own model'), check it with "
+        "tokenmerge.check_adapter(model, adapter, example_input) and pass apply_patch(model, r, adapter=adapter)."
+        + _encoder_hint(model)
+    )
