@@ -11,15 +11,15 @@ merge pictures, spectrograms with their merged groups (merges.png), as the image
 
 from __future__ import annotations
 
-import argparse
 from pathlib import Path
 
 import torch
 from PIL import Image
 
-from tokenmerge.experiments.cli import DataError, HelpFormatter, user_errors
-from tokenmerge.experiments.evaluation import Setting, average_over_seeds, format_table, write_results
-from tokenmerge.experiments.plots import plot_accuracy_vs_speed, use_file_backend
+from tokenmerge.experiments.cli import user_errors
+from tokenmerge.experiments.demo import check_demo_arguments, demo_parser, seeded_settings, write_demo_outputs
+from tokenmerge.experiments.evaluation import average_over_seeds
+from tokenmerge.experiments.plots import use_file_backend
 from tokenmerge.experiments.visualize import merge_gallery
 
 from .data import build_audio_loader
@@ -72,13 +72,8 @@ def run_demo(
     torch.manual_seed(0)
     data = evaluation_clips(clips)
     loader = build_audio_loader(data, batch_size=100, workers=0)
-    points = [
-        Setting(method, r, seed=seed)
-        for method in methods
-        for r in r_values
-        for seed in ((0,) if method == "tome" else seeds)
-    ]
-    rows, plot_paths, training = [], [], {}
+    points = seeded_settings([(method, r) for method in methods for r in r_values], seeds)
+    rows, plots, training = [], {}, {}
     for name, weights in models.items():
         loaded = load_embedded_model(weights)
         model, classes, info = loaded.model, loaded.classes, loaded.info
@@ -96,37 +91,26 @@ def run_demo(
         training[name] = info
         samples = model_rows[0]["samples"]
         title = f"Spoken words, SpectrogramViT {name} ({len(classes)} words, {samples} clips of unseen voices)"
-        plot_path = out_dir / f"accuracy_vs_throughput_{name.replace(' ', '_')}.png"
-        plot_paths.append(plot_accuracy_vs_speed(model_rows, plot_path, title))
-    print(format_table(rows))
-    json_path, csv_path = write_results(
-        rows, out_dir, model="embedded spoken-words SpectrogramViTs", classes=classes, training=training
-    )
-    gallery_path = out_dir / "merges.png"
+        plots[f"accuracy_vs_throughput_{name.replace(' ', '_')}"] = (title, model_rows)
     pictures = merge_pictures(model, [data[i][0] for i in range(3)], r=6, class_names=classes)
-    merge_gallery(pictures, columns=len(pictures), gap=8).save(gallery_path)
-    for path in (json_path, csv_path, *plot_paths, gallery_path):
-        print(f"wrote {path}")
+    write_demo_outputs(
+        rows,
+        out_dir,
+        plots,
+        merge_gallery(pictures, columns=len(pictures), gap=8),
+        model="embedded spoken-words SpectrogramViTs",
+        classes=classes,
+        training=training,
+    )
     return rows
 
 
 @user_errors
 def main(argv: list[str] | None = None) -> None:
     use_file_backend()
-    parser = argparse.ArgumentParser(
-        prog="python -m tokenmerge.audio.demo", description=__doc__, formatter_class=HelpFormatter
-    )
-    parser.add_argument("--out", default="outputs/demo/audio", help="output folder (make demo: DEMO_OUT/audio)")
-    parser.add_argument("--quick", action="store_true", help="fewer clips, r values, seeds and timing rounds")
+    parser = demo_parser("python -m tokenmerge.audio.demo", __doc__, "outputs/demo/audio", "clips")
     args = parser.parse_args(argv)
-    if Path(args.out).is_file():
-        raise DataError(f"--out {args.out} is a file: give a folder for the demo's results.")
-    missing = [path for path in WEIGHTS_FILES if not path.is_file()]
-    if missing:
-        raise DataError(
-            f"the embedded weights {missing[0]} are missing: train them ({TRAIN_COMMAND}; its --help shows both the "
-            "model trained without merging and the one fine-tuned with merging)."
-        )
+    check_demo_arguments(args, WEIGHTS_FILES, f"{TRAIN_COMMAND}; its --help shows both models")
     if args.quick:
         run_demo(args.out, **QUICK)
     else:

@@ -11,21 +11,21 @@ Progress goes to stderr: bars on a terminal, one line per step when the output i
 
 from __future__ import annotations
 
-import argparse
 from pathlib import Path
 
 import numpy as np
 import torch
 from PIL import Image
 
-from tokenmerge.experiments.cli import DataError, HelpFormatter, user_errors
+from tokenmerge.experiments.cli import user_errors
+from tokenmerge.experiments.demo import check_demo_arguments, demo_parser, seeded_settings, write_demo_outputs
 from tokenmerge.experiments.evaluation import average_over_seeds
-from tokenmerge.experiments.plots import plot_accuracy_vs_speed, use_file_backend
+from tokenmerge.experiments.plots import use_file_backend
 from tokenmerge.experiments.visualize import merge_gallery
 
 from .data import build_eval_loader
 from .embedded import WEIGHTS, load_embedded_model
-from .evaluate import Setting, format_table, sweep, write_results
+from .evaluate import sweep
 from .experiment import embedded_val_root
 from .photo_objects import PHOTOS, load_photos, object_on_background
 from .visualize import visualize_merges
@@ -75,12 +75,7 @@ def run_demo(
     model, classes = loaded.model, loaded.classes
     root = embedded_val_root(per_class=per_class)
     loader = build_eval_loader(root, model, batch_size=128, workers=workers, max_samples=max_samples)
-    settings = [
-        Setting(method, r, seed=seed)
-        for method in methods
-        for r in r_values
-        for seed in ((0,) if method == "tome" else seeds)
-    ]
+    settings = seeded_settings([(method, r) for method in methods for r in r_values], seeds)
     rows = sweep(
         model,
         loader,
@@ -91,35 +86,25 @@ def run_demo(
         prediction_dir=prediction_dir,
     )
     rows = average_over_seeds(rows)
-    print(format_table(rows))
-    json_path, csv_path = write_results(
-        rows, out_dir, model="embedded photo-object ViT", classes=classes, training=loaded.info
-    )
     title = f"Embedded photo-object ViT ({len(classes)} classes, {rows[0]['samples']} held-out images)"
-    plot_path = plot_accuracy_vs_speed(rows, out_dir / "accuracy_vs_throughput.png", title)
-    gallery_path = out_dir / "merges.png"
-    merge_gallery(merge_pictures(model, r=8)).save(gallery_path)
-    for path in (json_path, csv_path, plot_path, gallery_path):
-        print(f"wrote {path}")
+    write_demo_outputs(
+        rows,
+        out_dir,
+        {"accuracy_vs_throughput": (title, rows)},
+        merge_gallery(merge_pictures(model, r=8)),
+        model="embedded photo-object ViT",
+        classes=classes,
+        training=loaded.info,
+    )
     return rows
 
 
 @user_errors
 def main(argv: list[str] | None = None) -> None:
     use_file_backend()
-    parser = argparse.ArgumentParser(
-        prog="python -m tokenmerge.image.demo", description=__doc__, formatter_class=HelpFormatter
-    )
-    parser.add_argument("--out", default="results/demo", help="output folder (make demo: DEMO_OUT/image)")
-    parser.add_argument("--quick", action="store_true", help="fewer samples, r values, seeds and timing rounds")
+    parser = demo_parser("python -m tokenmerge.image.demo", __doc__, "results/demo", "samples")
     args = parser.parse_args(argv)
-    if Path(args.out).is_file():
-        raise DataError(f"--out {args.out} is a file: give a folder for the demo's results.")
-    if not WEIGHTS.is_file():
-        raise DataError(
-            f"the embedded weights {WEIGHTS} are missing: train them "
-            f"(python -m tokenmerge.image.train_embedded --out {WEIGHTS})."
-        )
+    check_demo_arguments(args, [WEIGHTS], f"python -m tokenmerge.image.train_embedded --out {WEIGHTS}")
     if args.quick:
         run_demo(args.out, **QUICK)
     else:

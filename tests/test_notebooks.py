@@ -21,6 +21,13 @@ NEEDS = {
         "the text extra is not installed (pip install -e '.[text]')",
     ),
 }  # (what each notebook runs on is there, why it is skipped otherwise)
+#: The sweeps each notebook saves (results.json / results.csv) into the folder TOKENMERGE_RESULTS names.
+SAVED = {
+    "image.ipynb": ["image_sweep"],
+    "video.ipynb": ["video_sweep"],
+    "audio.ipynb": ["audio_sweep_trained_without_merging", "audio_sweep_fine-tuned_with_merging"],
+    "merge_your_own_model.ipynb": [],
+}
 
 
 def test_notebooks_are_committed_without_outputs():
@@ -36,6 +43,7 @@ def test_notebook_executes(path, tmp_path, monkeypatch):
         pytest.skip(reason)
     monkeypatch.setenv("TOKENMERGE_NOTEBOOK_QUICK", "1")
     monkeypatch.setenv("TOKENMERGE_CACHE", str(tmp_path / "cache"))
+    monkeypatch.setenv("TOKENMERGE_RESULTS", str(tmp_path / "kept"))
     nb = nbformat.read(path, as_version=4)
     NotebookClient(nb, timeout=600, kernel_name="python3", resources={"metadata": {"path": str(tmp_path)}}).execute()
     errors = [o for c in nb.cells for o in c.get("outputs", []) if o.get("output_type") == "error"]
@@ -43,3 +51,7 @@ def test_notebook_executes(path, tmp_path, monkeypatch):
     assert not (tmp_path / "results").exists(), "the notebook wrote results/ into the folder it runs in"
     streams = "".join(o["text"] for c in nb.cells for o in c.get("outputs", []) if o.get("output_type") == "stream")
     assert "\r" not in streams and len(streams) < 20_000, "progress bars bloat the executed notebook"
+    stderr = "".join(o["text"] for c in nb.cells for o in c.get("outputs", []) if o.get("name") == "stderr")
+    assert "Warning" not in stderr, stderr[:2000]
+    for name in SAVED[path.name]:
+        assert all((tmp_path / "kept" / name / f"results.{kind}").is_file() for kind in ("json", "csv")), name

@@ -10,16 +10,16 @@ pictures, frame grids in both scopes (merges.png), as the image and audio demos 
 
 from __future__ import annotations
 
-import argparse
 from pathlib import Path
 
 import torch
 from PIL import Image
 
-from tokenmerge.experiments.cli import DataError, HelpFormatter, user_errors
+from tokenmerge.experiments.cli import user_errors
 from tokenmerge.experiments.data import Batch
-from tokenmerge.experiments.evaluation import Setting, average_over_seeds, format_table, write_results
-from tokenmerge.experiments.plots import plot_accuracy_vs_speed, use_file_backend
+from tokenmerge.experiments.demo import check_demo_arguments, demo_parser, seeded_settings, write_demo_outputs
+from tokenmerge.experiments.evaluation import average_over_seeds
+from tokenmerge.experiments.plots import use_file_backend
 from tokenmerge.experiments.visualize import merge_gallery
 
 from .embedded import WEIGHTS, load_embedded_model
@@ -84,12 +84,7 @@ def run_demo(
     loaded = load_embedded_model(weights)
     model, classes = loaded.model, loaded.classes
     loader = clip_batches(per_class)
-    points = [
-        Setting(method, r, scope, seed=seed)
-        for method, scope in settings
-        for r in r_values
-        for seed in ((0,) if method == "tome" else seeds)
-    ]
+    points = seeded_settings([(method, r, scope) for method, scope in settings for r in r_values], seeds)
     rows = sweep(
         model,
         loader,
@@ -100,36 +95,26 @@ def run_demo(
         prediction_dir=prediction_dir,
     )
     rows = average_over_seeds(rows)
-    print(format_table(rows))
-    json_path, csv_path = write_results(
-        rows, out_dir, model="embedded moving-objects video ViT", classes=classes, training=loaded.info
-    )
     title = f"Embedded moving-objects video ViT ({len(classes)} classes, {rows[0]['samples']} held-out clips)"
-    plot_path = plot_accuracy_vs_speed(rows, out_dir / "accuracy_vs_throughput.png", title)
-    gallery_path = out_dir / "merges.png"
-    merge_gallery(merge_pictures(model, loader[0].inputs[:3, 0], r=24, class_names=classes)).save(gallery_path)
-    for path in (json_path, csv_path, plot_path, gallery_path):
-        print(f"wrote {path}")
+    write_demo_outputs(
+        rows,
+        out_dir,
+        {"accuracy_vs_throughput": (title, rows)},
+        merge_gallery(merge_pictures(model, loader[0].inputs[:3, 0], r=24, class_names=classes)),
+        model="embedded moving-objects video ViT",
+        classes=classes,
+        training=loaded.info,
+    )
     return rows
 
 
 @user_errors
 def main(argv: list[str] | None = None) -> None:
     use_file_backend()
-    parser = argparse.ArgumentParser(
-        prog="python -m tokenmerge.video.demo", description=__doc__, formatter_class=HelpFormatter
-    )
-    parser.add_argument("--out", default="outputs/demo/video", help="output folder (make demo: DEMO_OUT/video)")
-    parser.add_argument("--quick", action="store_true", help="fewer clips, r values, seeds and timing rounds")
+    parser = demo_parser("python -m tokenmerge.video.demo", __doc__, "outputs/demo/video", "clips")
     parser.add_argument("--weights", default=str(WEIGHTS), help="the model's weights (.safetensors)")
     args = parser.parse_args(argv)
-    if Path(args.out).is_file():
-        raise DataError(f"--out {args.out} is a file: give a folder for the demo's results.")
-    if not Path(args.weights).is_file():
-        raise DataError(
-            f"the embedded weights {args.weights} are missing: train them "
-            f"(python -m tokenmerge.video.train_embedded --out {args.weights})."
-        )
+    check_demo_arguments(args, [args.weights], f"python -m tokenmerge.video.train_embedded --out {args.weights}")
     if args.quick:
         run_demo(args.out, weights=args.weights, **QUICK)
     else:
