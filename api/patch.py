@@ -1,7 +1,8 @@
 """``tokenmerge.apply_patch``: find the model's family and patch it with that family's adapter.
 
-Families are tried in order, most specific first (our video and audio models are timm-style ViTs too). Each
-family's own ``apply_patch`` keeps working and takes the same settings.
+Families are tried in order, most specific first (our audio model is a timm ViT too). Each family's own
+``apply_patch`` keeps working and takes the same settings. This module is imported on the first use of
+``tokenmerge.apply_patch``, never by ``import tokenmerge``.
 """
 
 from __future__ import annotations
@@ -9,73 +10,33 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass
 
+from timm.models.vision_transformer import VisionTransformer
 from torch import nn
+from torchvision.models import VisionTransformer as TorchvisionViT
 
+from tokenmerge import audio, image, video
+from tokenmerge.adapters import TorchvisionViTAdapter
 from tokenmerge.core import ModelAdapter, ScheduleSpec, ToMeHandle, patch_model
 
 
 @dataclass(frozen=True)
 class Family:
-    """A model family ``apply_patch`` recognises: its name, how to tell it, and how to patch it."""
+    """A model family ``apply_patch`` recognises: its name, its model class, and its adapter's patch function."""
 
     name: str
-    matches: Callable[[nn.Module], bool]
+    model_class: type[nn.Module]
     patch: Callable[..., ToMeHandle]
 
 
-def _video(model: nn.Module) -> bool:
-    from tokenmerge.video import SpatiotemporalViT
-
-    return isinstance(model, SpatiotemporalViT)
-
-
-def _audio(model: nn.Module) -> bool:
-    from tokenmerge.audio import SpectrogramViT
-
-    return isinstance(model, SpectrogramViT)
-
-
-def _timm_vit(model: nn.Module) -> bool:
-    from timm.models.vision_transformer import VisionTransformer
-
-    return isinstance(model, VisionTransformer)
-
-
-def _torchvision_vit(model: nn.Module) -> bool:
-    from torchvision.models import VisionTransformer
-
-    return isinstance(model, VisionTransformer)
-
-
-def _patch_video(model, r, **settings):
-    from tokenmerge.video import apply_patch
-
-    return apply_patch(model, r, **settings)
-
-
-def _patch_audio(model, r, **settings):
-    from tokenmerge.audio import apply_patch
-
-    return apply_patch(model, r, **settings)
-
-
-def _patch_timm_vit(model, r, **settings):
-    from tokenmerge.image import apply_patch
-
-    return apply_patch(model, r, **settings)
-
-
-def _patch_torchvision_vit(model, r, **settings):
-    from tokenmerge.adapters import TorchvisionViTAdapter
-
+def _patch_torchvision_vit(model: nn.Module, r: ScheduleSpec, **settings) -> ToMeHandle:
     return patch_model(model, TorchvisionViTAdapter(), r, **settings)
 
 
 FAMILIES = (
-    Family("tokenmerge.video.SpatiotemporalViT (MAE-ST layout)", _video, _patch_video),
-    Family("tokenmerge.audio.SpectrogramViT (AudioMAE layout)", _audio, _patch_audio),
-    Family("timm VisionTransformer (ViT, DeiT, registers, LayerScale, MAE, ...)", _timm_vit, _patch_timm_vit),
-    Family("torchvision.models.VisionTransformer", _torchvision_vit, _patch_torchvision_vit),
+    Family("tokenmerge.video.SpatiotemporalViT (MAE-ST layout)", video.SpatiotemporalViT, video.apply_patch),
+    Family("tokenmerge.audio.SpectrogramViT (AudioMAE layout)", audio.SpectrogramViT, audio.apply_patch),
+    Family("timm VisionTransformer (ViT, DeiT, registers, LayerScale, MAE, ...)", VisionTransformer, image.apply_patch),
+    Family("torchvision.models.VisionTransformer", TorchvisionViT, _patch_torchvision_vit),
 )
 
 
@@ -113,7 +74,7 @@ def apply_patch(
     if adapter is not None:
         return patch_model(model, adapter, r, **settings)
     for family in FAMILIES:
-        if family.matches(model):
+        if isinstance(model, family.model_class):
             return family.patch(model, r, **settings)
     kind = f"{type(model).__module__}.{type(model).__qualname__}"
     raise TypeError(

@@ -18,7 +18,6 @@ from pathlib import Path
 import torch
 from torch import Tensor
 
-from tokenmerge.core import schedule_spec
 from tokenmerge.experiments.checkpoint import UnreadableCheckpoint
 from tokenmerge.experiments.cli import DataError, SettingError
 from tokenmerge.experiments.hydra_cli import training_main
@@ -27,6 +26,7 @@ from tokenmerge.experiments.training_job import (
     check_data_paths,
     check_global_batch,
     read_index,
+    tome_patch,
     train_config,
     train_with_merging,
     world_size,
@@ -90,12 +90,6 @@ def build_model(model: dict, num_classes: int, target_length: int) -> Spectrogra
     return net
 
 
-def _patch(tome: dict) -> Callable[[SpectrogramViT], object]:
-    """The configured merging as a function of the model (the schedule and method of ``tome``)."""
-    spec = schedule_spec(tome["r"], tome["inflection"], tome["ratio"])
-    return lambda net: apply_patch(net, r=spec, prop_attn=tome["prop_attn"], method=tome["method"])
-
-
 def _random_batch(net: SpectrogramViT, multilabel: bool) -> Callable[[int], tuple[Tensor, Tensor]]:
     def make(batch: int) -> tuple[Tensor, Tensor]:
         inputs = torch.randn(batch, net.in_chans, net.target_length, net.num_mel_bins)
@@ -137,7 +131,7 @@ def run_training(cfg: dict, out_dir: str | Path) -> dict:
     summary = {"classes": classes, "tome": tome, "multilabel": multilabel, "world_size": world_size()}
     return train_with_merging(
         net,
-        _patch(tome),
+        tome_patch(apply_patch, tome),
         _random_batch(net, multilabel),
         train_set,
         config,

@@ -238,7 +238,7 @@ def sweep_settings(
     folder = None if prediction_dir is None else Path(prediction_dir)
     ctx = current_context()
     with temporary_patch(model, adapter, 0, prop_attn=prop_attn) as handle, quiet_skips():
-        model_dtype, threads = next(model.parameters()).dtype, torch.get_num_threads()
+        model_dtype = next(model.parameters()).dtype
         num_tokens = adapter.embed(model, torch.zeros(1, *input_shape, device=device)).shape[1]
         notes = _check_settings(handle, settings, num_tokens)
         try:
@@ -261,7 +261,6 @@ def sweep_settings(
                 timed = {replace(s, seed=0).name: replace(s, seed=0) for s in settings}
                 fns = {name: _configured_call(handle, s, batch) for name, s in timed.items()}
                 model.to(dtype)
-                torch.set_num_threads(throughput_threads or threads)
                 speed = measure_interleaved(
                     fns,
                     batch_size=throughput_batch,
@@ -269,10 +268,10 @@ def sweep_settings(
                     dtype=dtype,
                     rounds=throughput_rounds,
                     desc=f"timing {len(fns)} settings, round",
+                    threads=throughput_threads,
                 )
             speed = broadcast_from_main(speed, ctx)
         finally:
-            torch.set_num_threads(threads)
             model.to(model_dtype)
         (base_preds, base_flops), base_speed = evaluated[0], speed[reference.name].samples_per_s
         rows = []

@@ -11,6 +11,8 @@ from pathlib import Path
 
 from torch import Tensor, nn
 
+from tokenmerge.core import schedule_spec
+
 from .cli import DataError, SettingError
 from .distributed import default_device
 from .training import train
@@ -20,6 +22,7 @@ __all__ = [
     "check_data_paths",
     "check_global_batch",
     "read_index",
+    "tome_patch",
     "train_config",
     "train_with_merging",
     "training_throughput",
@@ -30,6 +33,13 @@ __all__ = [
 def world_size() -> int:
     """The number of processes of this run (torchrun's ``WORLD_SIZE``; 1 without torchrun)."""
     return int(os.environ.get("WORLD_SIZE", "1"))
+
+
+def tome_patch(apply_patch: Callable[..., object], tome: dict, **settings) -> Callable[[nn.Module], object]:
+    """The ``tome`` config section as a function of the model: the modality's ``apply_patch`` with the section's
+    schedule (``r``, ``inflection``, ``ratio``), ``prop_attn`` and ``method``, and ``settings`` (e.g. a merge scope)."""
+    spec = schedule_spec(tome["r"], tome["inflection"], tome["ratio"])
+    return lambda net: apply_patch(net, r=spec, prop_attn=tome["prop_attn"], method=tome["method"], **settings)
 
 
 def read_index(load_index: Callable, data: dict, key: str, classes=None):

@@ -19,6 +19,7 @@ import torch
 from tokenmerge.core.schedule import check_schedule, schedule_spec
 from tokenmerge.core.state import REDUCTIONS
 
+from .checkpoint import read_safetensors_metadata
 from .cli import DataError, SettingError
 from .evaluation import Setting
 
@@ -213,8 +214,6 @@ def check_model_choice(
     Returns:
         The classes the model predicts: the embedded file's, else ``model.num_classes`` or ``default_classes``.
     """
-    from .checkpoint import read_safetensors_metadata
-
     name, checkpoint = model.get("name"), model.get("checkpoint")
     check_count(model.get("num_classes"), "model.num_classes", optional=True)
     if name in embedded:

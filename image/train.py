@@ -23,13 +23,13 @@ import torch
 from timm.data import create_transform, resolve_data_config
 from torch import Tensor, nn
 
-from tokenmerge.core import schedule_spec
 from tokenmerge.experiments.cli import DataError, SettingError
 from tokenmerge.experiments.data import collate_skipping
 from tokenmerge.experiments.hydra_cli import training_main
 from tokenmerge.experiments.training import TrainConfig
 from tokenmerge.experiments.training_job import (
     check_global_batch,
+    tome_patch,
     train_config,
     train_with_merging,
     world_size,
@@ -45,16 +45,16 @@ from .train_embedded import train_transform, validation_set
 
 
 def build_datasets(data: dict, net: nn.Module, seed: int):
-    """(train dataset, validation dataset or None, class names, collate_fn) from the ``data`` config."""
+    """(train dataset, validation dataset or None, collate_fn) from the ``data`` config (``net`` gives the transforms);
+    the classes are the photo objects' or ``data.train``'s sorted folders, as ImageFolder sorts them."""
     if data["train"] is None:
         size = DATA_CONFIG["input_size"][-1]
         train_set = RandomObjects(data["train_size"], size, train_transform(), seed=seed)
-        return train_set, validation_set(data["val_per_class"], size, seed + 1), sorted(PHOTOS), None
-    classes = check_image_folder(data["train"], "data.train")
+        return train_set, validation_set(data["val_per_class"], size, seed + 1), None
     training = create_transform(**resolve_data_config({}, model=net), is_training=True)
     train_set = SkippingImageFolder(str(data["train"]), transform=training)
     val_set = SkippingImageFolder(str(data["val"]), transform=eval_transform(net)) if data["val"] else None
-    return train_set, val_set, classes, collate_skipping
+    return train_set, val_set, collate_skipping
 
 
 def build_model(model: dict, num_classes: int) -> nn.Module:
@@ -69,11 +69,6 @@ def build_model(model: dict, num_classes: int) -> nn.Module:
         print(f"note: {model['name']} predicts {net.num_classes} classes, the data has {num_classes}: a new head")
         net.reset_classifier(num_classes)
     return net.train()
-
-
-def _patch(tome: dict) -> Callable[[nn.Module], object]:
-    spec = schedule_spec(tome["r"], tome["inflection"], tome["ratio"])
-    return lambda net: apply_patch(net, r=spec, prop_attn=tome["prop_attn"], method=tome["method"])
 
 
 def _random_batch(net: nn.Module) -> Callable[[int], tuple[Tensor, Tensor]]:
@@ -112,7 +107,7 @@ def run_training(cfg: dict, out_dir: str | Path) -> dict:
     torch.manual_seed(cfg["train"]["seed"])
     classes = sorted(PHOTOS) if data["train"] is None else check_image_folder(data["train"], "data.train")
     net = build_model(cfg["model"], len(classes))
-    train_set, val_set, classes, collate = build_datasets(data, net, cfg["train"]["seed"])
+    train_set, val_set, collate = build_datasets(data, net, cfg["train"]["seed"])
     size = len(train_set)
     where = f"data.train_size={size}" if data["train"] is None else f"data.train={data['train']} ({size} images)"
     check_global_batch(size, cfg["train"]["batch_size"], where)
@@ -120,7 +115,7 @@ def run_training(cfg: dict, out_dir: str | Path) -> dict:
     summary = {"classes": classes, "tome": tome, "world_size": world_size()}
     return train_with_merging(
         net,
-        _patch(tome),
+        tome_patch(apply_patch, tome),
         _random_batch(net),
         train_set,
         config,

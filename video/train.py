@@ -36,6 +36,7 @@ from tokenmerge.experiments.training_job import (
     check_data_paths,
     check_global_batch,
     read_index,
+    tome_patch,
     train_config,
     train_with_merging,
     world_size,
@@ -135,13 +136,6 @@ def build_model(model: dict, num_classes: int) -> SpatiotemporalViT:
     return net
 
 
-def _patch(tome: dict) -> Callable[[SpatiotemporalViT], object]:
-    """The configured merging as a function of the model (the schedule, scope, method of ``tome``)."""
-    spec = schedule_spec(tome["r"], tome["inflection"], tome["ratio"])
-    scope = tome["merge_scope"] or "spacetime"
-    return lambda net: apply_patch(net, r=spec, prop_attn=tome["prop_attn"], method=tome["method"], merge_scope=scope)
-
-
 def _random_batch(net: SpatiotemporalViT) -> Callable[[int], tuple[Tensor, Tensor]]:
     frames, side = net.patch_embed.input_size[:2]
     return lambda batch: (torch.randn(batch, 3, frames, side, side), torch.randint(net.num_classes, (batch,)))
@@ -202,7 +196,7 @@ def run_training(cfg: dict, out_dir: str | Path) -> dict:
     summary = {"classes": classes, "tome": tome, "world_size": world_size()}
     return train_with_merging(
         net,
-        _patch(tome),
+        tome_patch(apply_patch, tome, merge_scope=tome["merge_scope"] or "spacetime"),
         _random_batch(net),
         train_set,
         config,
