@@ -6,6 +6,7 @@ import json
 import time
 from pathlib import Path
 
+from tokenmerge.experiments.comparison import comparison_note
 from tokenmerge.experiments.evaluation import seeds_note
 
 
@@ -47,6 +48,9 @@ def markdown_table(rows: list[dict]) -> str:
     seeded = seeds_note(rows)
     if seeded:
         lines += ["", seeded + "."]
+    compared = comparison_note(rows)
+    if compared:
+        lines += ["", compared + "."]
     return "\n".join(lines)
 
 

@@ -95,6 +95,40 @@ class Matching:
         dst = b.scatter_reduce(1, self.dst_idx.expand(batch, -1, channels), src, reduce=mode, include_self=True)
         return torch.cat([prot, unm, dst], dim=1)
 
+    def merge_weighted(self, x: Tensor, size: Tensor | None) -> tuple[Tensor, Tensor]:
+        """Size-weighted average merge, touching only what changes (what :func:`merge_wavg` runs for a matching).
+
+        Unmerged A tokens are copied as they are; only the B tokens and the r merged A tokens are weighted, summed
+        and divided, in float32 (float64 for float64 tokens). ``size=None`` (no merge yet) skips the weighting.
+
+        Args:
+            x: [B, N, C] token features.
+            size: [B, N, 1] token sizes in float32/float64 (0 for padding), or None for all ones.
+
+        Returns:
+            (x [B, N - r, C] in x's dtype, size [B, N - r, 1]).
+        """
+        _check_tokens(x, self.num_tokens, "x")
+        exact = exact_dtype(x.dtype)
+        weigh = size is not None
+        if size is None:
+            size = x.new_ones(x.shape[0], x.shape[1], 1, dtype=exact)
+        if self.r == 0:
+            return x, size
+        batch, _, channels = x.shape
+        prot, a, b = self._split(x)
+        prot_size, a_size, b_size = self._split(size)
+        src_size = a_size.gather(1, self.src_idx)
+        dst_size = b_size.scatter_add(1, self.dst_idx, src_size)
+        src = a.gather(1, self.src_idx.expand(batch, -1, channels)).to(exact)
+        dst = b.to(exact, copy=True)
+        if weigh:
+            src, dst = src * src_size, dst.mul_(b_size)
+        dst = dst.scatter_add_(1, self.dst_idx.expand(batch, -1, channels), src).div_(dst_size.clamp_min(1))
+        unm = a.gather(1, self.unm_idx.expand(batch, -1, channels))
+        merged = torch.cat([prot, unm, dst.to(x.dtype)], dim=1)
+        return merged, torch.cat([prot_size, a_size.gather(1, self.unm_idx), dst_size], dim=1)
+
     def unmerge(self, x: Tensor) -> Tensor:
         """Undo the layout of :meth:`merge`: every original token gets the value of the token it went into.
 

@@ -15,7 +15,11 @@ from torch import Tensor
 
 
 class TokenReduction(Protocol):
-    """What merging needs from a matching: :class:`Matching` and :class:`TokenDropping` both fit."""
+    """What merging needs from a matching: :class:`Matching` and :class:`TokenDropping` both fit.
+
+    A reduction may also define ``merge_weighted(x, size) -> (x, size)``, a faster size-weighted average that
+    :func:`merge_wavg` then uses (with the results of the generic path up to float rounding).
+    """
 
     num_tokens: int
     r: int
@@ -41,12 +45,15 @@ def merge_wavg(reduction: TokenReduction, x: Tensor, size: Tensor | None = None)
     the result is cast back: in float16 a channel of 300 in a token of size 300 would overflow to inf, and in
     bfloat16 the products would round (a size of 257 becomes 256).
     """
-    if size is None:
-        size = initial_size(x)
-    if size.shape != (*x.shape[:2], 1):
+    if size is not None and size.shape != (*x.shape[:2], 1):
         raise ValueError(
             f"size must have shape {(*x.shape[:2], 1)} to match x {tuple(x.shape)}; got {tuple(size.shape)}."
         )
+    weighted = getattr(reduction, "merge_weighted", None)
+    if weighted is not None:  # the reduction's own faster path (a Matching weighs only the tokens that merge)
+        return weighted(x, size)
+    if size is None:
+        size = initial_size(x)
     exact = exact_dtype(x.dtype)
     summed = reduction.merge(x.to(exact) * size.to(exact), mode="sum")
     size = reduction.merge(size, mode="sum")

@@ -18,7 +18,7 @@ import torch
 from torch import Tensor
 
 from .matching import _check_tokens
-from .merge import TokenReduction
+from .merge import TokenReduction, initial_size, merge_wavg
 
 
 @dataclass(frozen=True, eq=False)
@@ -53,6 +53,20 @@ class GroupedReduction:
         """x: [B, N, C] -> [B, N - r, C], each group merged on its own (groups stay in order)."""
         _check_tokens(x, self.num_tokens, "x")
         return self._apply(x, lambda groups: self.inner.merge(groups, mode))
+
+    def merge_weighted(self, x: Tensor, size: Tensor | None) -> tuple[Tensor, Tensor]:
+        """Size-weighted average merge per group (see :func:`merge_wavg`): x [B, N, C], size [B, N, 1] or None ->
+        ([B, N - r, C], [B, N - r, 1])."""
+        _check_tokens(x, self.num_tokens, "x")
+        batch, _, channels = x.shape
+        p = self.protected
+        rest_size = None if size is None else size[:, p:].reshape(batch * self.groups, -1, 1)
+        merged, merged_size = merge_wavg(self.inner, x[:, p:].reshape(batch * self.groups, -1, channels), rest_size)
+        prot_size = initial_size(x[:, :p]) if size is None else size[:, :p]
+        return (
+            torch.cat([x[:, :p], merged.reshape(batch, -1, channels)], dim=1),
+            torch.cat([prot_size, merged_size.reshape(batch, -1, 1)], dim=1),
+        )
 
     def unmerge(self, x: Tensor) -> Tensor:
         """x: [B, N - r, C] -> [B, N, C], the inverse layout of :meth:`merge`."""

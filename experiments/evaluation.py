@@ -21,6 +21,7 @@ from tokenmerge.core.adapter import ModelAdapter, ToMeHandle, temporary_patch
 from tokenmerge.core.schedule import ScheduleSpec, clamp_note
 
 from .cli import DataError, SettingError
+from .comparison import comparison_note
 from .data import Batch, Unreadable, quiet_skips, report_skipped
 from .distributed import broadcast_from_main, current_context, gather_objects, shard_loader
 from .environment import environment
@@ -112,7 +113,7 @@ def _configure(handle: ToMeHandle, setting: Setting) -> None:
 
 def _check_settings(handle: ToMeHandle, settings: list[Setting], num_tokens: int) -> dict[str, str]:
     """Configure every setting once before any work: a bad one fails now. Returns clamping notes by setting name."""
-    notes, warned = {}, set()
+    notes = {}
     for setting in settings:
         try:
             _configure(handle, setting)
@@ -121,10 +122,8 @@ def _check_settings(handle: ToMeHandle, settings: list[Setting], num_tokens: int
         groups = handle.adapter.num_groups(handle.model, handle.merge_scope)
         note = clamp_note(setting.r, len(handle.adapter.blocks(handle.model)), num_tokens, handle.protected, groups)
         if note:
-            unseeded = replace(setting, seed=0).name
-            if unseeded not in warned:  # once per method and schedule, not once per seed
-                log.warning("%s %s", setting.method, note)
-                warned.add(unseeded)
+            if note not in notes.values():  # once per schedule, not per method and seed; an expected note, not a fault
+                log.info("%s", note)
             notes[setting.name] = note
     _configure(handle, settings[0])
     return notes
@@ -205,7 +204,8 @@ def sweep_settings(
 
     The model is patched for the sweep and left as it was before (see :func:`tokenmerge.core.temporary_patch`).
     Every setting is checked against the model before the first batch is read; settings that ask for more
-    merging than a block can do are clamped, and their rows say so (``note``, ``schedule``, ``tokens_per_layer``).
+    merging than a block can do are clamped, and their rows say so (``note``, ``schedule``, ``tokens_per_layer``;
+    the table's footnotes, and one INFO log line per distinct note).
     Unreadable files are reported once, after the first pass.
 
     Args:
@@ -355,8 +355,9 @@ def seeds_note(rows: list[dict]) -> str:
 def format_table(rows: list[dict]) -> str:
     """A fixed-width text table of sweep rows (top-1/top-5 or mAP, whichever the rows have).
 
-    A clamped setting's r is marked ``*`` and explained under the table (the schedule it really ran), and the
-    number of skipped unreadable files is given; with rows of several models (a combined multirun table) a
+    A clamped setting's r is marked ``*`` and explained under the table (the schedule it really ran); the seeds,
+    how ToMe compares with the baselines (:func:`~tokenmerge.experiments.comparison.comparison_note`) and the
+    number of skipped unreadable files are given; with rows of several models (a combined multirun table) a
     model column is added.
     """
     score = "mAP" if "mAP" in rows[0] else "top1"
@@ -382,6 +383,9 @@ def format_table(rows: list[dict]) -> str:
     seeded = seeds_note(rows)
     if seeded:
         lines.append(seeded)
+    compared = comparison_note(rows)
+    if compared:
+        lines.append(compared + ".")
     skipped = len(rows[0].get("skipped", []))
     if skipped:
         lines.append(f"{skipped} unreadable file{'s' if skipped != 1 else ''} skipped (listed in results.json)")

@@ -86,6 +86,22 @@ MUTANTS = (
         (REFERENCE, "tests/core/test_merge.py"),
     ),
     Mutant(
+        "sizes ignored in a matching's weighted merge",
+        "tokenmerge.core.matching",
+        "Matching.merge_weighted",
+        "weigh = size is not None",
+        "weigh = False",
+        (REFERENCE, "tests/core/test_merge.py"),
+    ),
+    Mutant(
+        "sizes not summed in a matching's weighted merge",
+        "tokenmerge.core.matching",
+        "Matching.merge_weighted",
+        "dst_size = b_size.scatter_add(1, self.dst_idx, src_size)",
+        'dst_size = b_size.scatter_reduce(1, self.dst_idx, src_size, reduce="amax")',
+        (REFERENCE, "tests/core/test_merge.py"),
+    ),
+    Mutant(
         "proportional attention negated",
         "tokenmerge.core.attention",
         "size_bias",

@@ -44,9 +44,10 @@ def test_random_baselines_over_seeds_are_drawn_apart_and_averaged(setup, caplog)
 
     model, loader = setup
     settings = [Setting("random_drop", 8, seed=seed) for seed in (0, 1, 2)] + [Setting("random_drop", 1000, seed=1)]
-    with caplog.at_level("WARNING"):
+    settings.append(Setting("tome", 1000))  # the same clamp as the last: its note is logged once for both
+    with caplog.at_level("INFO"):
         rows = sweep(model, loader, settings, throughput_batch=4, throughput_rounds=1)
-    assert [row["seed"] for row in rows] == [0, 0, 1, 2, 1] and settings[1].name == "random_drop r=8 seed=1"
+    assert [row["seed"] for row in rows] == [0, 0, 1, 2, 1, 0] and settings[1].name == "random_drop r=8 seed=1"
     assert len({row["kl"] for row in rows[1:4]}) == 3  # each seed draws other tokens
     assert rows[1]["samples_per_s"] == rows[2]["samples_per_s"] == rows[3]["samples_per_s"]  # timed once
     assert caplog.text.count("r=1000 clamped") == 1 and rows[4]["note"].startswith("r=1000 clamped")
@@ -55,7 +56,11 @@ def test_random_baselines_over_seeds_are_drawn_apart_and_averaged(setup, caplog)
         ("tome", 0, [0]),
         ("random_drop", 8, [0, 1, 2]),
         ("random_drop", 1000, [1]),
+        ("tome", 1000, [0]),
     ]
+    assert rows[5]["note"] == rows[4]["note"] and [
+        r.levelname for r in caplog.records if "clamped" in r.getMessage()
+    ] == ["INFO"]
     drop = merged[1]
     assert drop["top1_by_seed"] == [row["top1"] for row in rows[1:4]] and "seed" not in drop
     assert drop["kl"] == pytest.approx(sum(row["kl"] for row in rows[1:4]) / 3)
@@ -88,7 +93,7 @@ def test_every_setting_is_checked_before_any_batch_is_read(setup):
 
 def test_a_clamped_setting_says_so_and_records_its_real_schedule(setup, tmp_path, caplog):
     model, loader = setup
-    with caplog.at_level("WARNING"):
+    with caplog.at_level("INFO"):
         rows = sweep(model, loader, [Setting("tome", 1000)], throughput_batch=4, throughput_rounds=1)
     clamped = rows[1]
     assert clamped["r"] == 1000 and clamped["schedule"] == [32, 16] and clamped["tokens_per_layer"] == [65, 33, 17]

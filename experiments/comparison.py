@@ -1,0 +1,48 @@
+"""Does ToMe beat the random baselines? One sentence on a sweep's rows, for its table and the demo report.
+
+ToMe (deterministic) is compared with every baseline row (random merging or dropping, seed-averaged) of the same
+model, merge scope and r, on the task score (top-1 or mAP) and on agreement with the unmerged model. With few
+samples a gap of one or two samples decides the order, so small runs (quick mode) say that they are too small
+to compare methods rather than print an order that noise made.
+"""
+
+from __future__ import annotations
+
+#: Below this many samples a sweep is called too small to order methods (one sample is >= 0.2 points).
+MIN_SAMPLES_TO_COMPARE = 500
+
+
+def _key(row: dict) -> tuple:
+    r = tuple(row["r"]) if isinstance(row["r"], list) else row["r"]
+    return row.get("model", ""), row.get("merge_scope", ""), r
+
+
+def comparison_note(rows: list[dict]) -> str:
+    """A sentence comparing ToMe with the baselines at every r of ``rows`` (sweep or seed-averaged rows), or "".
+
+    Returns "" when the rows hold no ToMe row with a baseline at the same model, scope and r.
+    """
+    score = "mAP" if "mAP" in rows[0] else "top1"
+    tome = {_key(row): row for row in rows if row["method"] == "tome" and row["r"] != 0}
+    pairs = [(tome[_key(row)], row) for row in rows if row["method"] != "tome" and _key(row) in tome]
+    if not pairs:
+        return ""
+    behind = [
+        f"{base['method']} at r={base['r']}" + (f" ({base['merge_scope']})" if base.get("merge_scope") else "")
+        for ours, base in pairs
+        if ours[score] < base[score] or ours["agreement"] < base["agreement"]
+    ]
+    samples = min(row["samples"] for row in rows)
+    small = samples < MIN_SAMPLES_TO_COMPARE
+    baselines = ", ".join(dict.fromkeys(base["method"] for _, base in pairs))
+    what = "mAP" if score == "mAP" else "top-1"
+    if not behind:
+        verdict = f"ToMe's {what} and agreement are at or above {baselines} at every r"
+        return verdict + (f" (only {samples} samples: too few to be sure of the order)" if small else "")
+    verdict = f"ToMe is below in {what} or agreement: {', '.join(behind)}"
+    if small:
+        return (
+            f"{verdict}. With only {samples} samples (one sample = {100 / samples:.1f} points) this run is too small "
+            "to compare methods; run without --quick"
+        )
+    return verdict
