@@ -2,7 +2,9 @@
 
 The top panel is the log-mel spectrogram as the model sees it (colour-mapped), the bottom panel the groups of
 patches that ended in the same token after the last block, each filled with its mean colour and outlined, as
-in the ToMe paper's figures. A caption names the schedule, the tokens left and the predicted class.
+in the ToMe paper's figures. Axes give the time in seconds and the mel bin, with short ticks at the edges of
+the model's patches (read from ``model.patch_embed``); a caption names the schedule, the patch size, the tokens
+left and the predicted class.
 
     python -m tokenmerge.audio.visualize [AUDIO] [--model embedded] [--r 6 | 6,-1 | 0.25] [--start 0.0]
 
@@ -22,11 +24,26 @@ from PIL import Image
 from torch import Tensor, nn
 
 from tokenmerge.core import ScheduleSpec, temporary_patch
-from tokenmerge.experiments.visualize import group_map, label_panels, reduction_label, render_groups, warn_renamed
+from tokenmerge.experiments.visualize import (
+    draw_axes,
+    group_map,
+    label_panels,
+    nice_ticks,
+    reduction_label,
+    render_groups,
+    warn_renamed,
+)
 
 from .patch import SpectrogramAdapter
 
-__all__ = ["spectrogram_pixels", "visualize_merges", "visualize_spectrogram_merges"]
+__all__ = ["spectrogram_axes", "spectrogram_pixels", "visualize_merges", "visualize_spectrogram_merges"]
+
+#: Seconds between feature frames: :func:`tokenmerge.audio.fbank` shifts its 25 ms windows by 10 ms.
+FRAME_SHIFT = 0.01
+#: Fewest pixels between two labelled ticks.
+TICK_SPACING = 48
+#: White cells (times ``scale`` pixels) between the spectrogram and its merged groups.
+GAP_CELLS = 2
 
 
 def spectrogram_pixels(features: Tensor, colormap: str = "magma") -> np.ndarray:
@@ -35,6 +52,33 @@ def spectrogram_pixels(features: Tensor, colormap: str = "magma") -> np.ndarray:
     span = values.max() - values.min()
     scaled = (values - values.min()) / (span if span > 0 else 1.0)
     return (colormaps[colormap](scaled)[..., :3] * 255).round().astype(np.uint8)
+
+
+def spectrogram_axes(
+    panels: Image.Image, shape: tuple[int, int], patch: tuple[int, int], scale: int, seconds_per_frame: float
+) -> Image.Image:
+    """Time and mel-bin axes around a spectrogram and its merged groups stacked with a gap (as drawn here).
+
+    Args:
+        panels: the two panels of T x F cells, ``scale`` pixels each, one above the other, ``GAP_CELLS`` apart.
+        shape: (T, F), frames and mel bins of the features.
+        patch: (frames, bins) of one patch: short ticks at every patch edge.
+        scale: pixels per frame and per mel bin.
+        seconds_per_frame: the features' frame shift, for the time axis in seconds.
+
+    Returns:
+        An RGB image: ``panels`` with a labelled time axis under them and a mel-bin axis left of each panel.
+    """
+    frames, bins = shape
+    duration = frames * seconds_per_frame
+    x_ticks = [(t / seconds_per_frame * scale, f"{t:g}") for t in nice_ticks(duration, panels.width // TICK_SPACING)]
+    offsets, height = (0, (bins + GAP_CELLS) * scale), bins * scale  # each panel's top, and its height
+    bin_ticks = [b for b in nice_ticks(bins, height // TICK_SPACING) if b < bins]  # a top label would meet a 0
+    y_ticks = [(top + (bins - b) * scale, f"{b:g}") for top in offsets for b in bin_ticks]
+    minor_x = [t * scale for t in range(0, frames + 1, patch[0])]
+    minor_y = [top + b * scale for top in offsets for b in range(0, bins + 1, patch[1])]
+    titles = [(top + height / 2, text) for top, text in zip(offsets, ("spectrogram: mel bin", "groups: mel bin"))]
+    return draw_axes(panels, x_ticks, y_ticks, "time (s)", titles, minor_x, minor_y)
 
 
 def visualize_merges(
@@ -49,8 +93,9 @@ def visualize_merges(
     labels: bool = True,
     scale: int = 3,
     classes: Sequence[str] | None = None,
+    seconds_per_frame: float = FRAME_SHIFT,
 ) -> Image.Image:
-    """A spectrogram above its merged groups, captioned.
+    """A spectrogram above its merged groups, with time and mel-bin axes, captioned.
 
     The same call as ``tokenmerge.image.visualize.visualize_merges`` (an image) and
     ``tokenmerge.video.visualize.visualize_merges`` (a clip); the keywords after ``labels`` are the spectrogram's.
@@ -64,12 +109,15 @@ def visualize_merges(
         method: "tome", or a baseline ("random_merge", "random_drop").
         class_names: names of the model's classes, to caption the prediction (None: "class i").
         title: the line above the caption (None: the model's class name; "": none).
-        labels: caption the panels (r, tokens before and after, predicted class) under the title.
+        labels: draw the axes (:func:`spectrogram_axes`) and caption the panels (r, patch size, tokens before
+            and after, predicted class) under the title.
         scale: pixels per frame and per mel bin (nearest-neighbour scaling).
         classes: deprecated spelling of ``class_names`` (warns; removed in the next release).
+        seconds_per_frame: the features' frame shift, for the time axis (:func:`tokenmerge.audio.fbank`: 10 ms).
 
     Returns:
-        An RGB image: two panels of T x F cells (times ``scale``), spectrogram on top, plus the captions above.
+        An RGB image: two panels of T x F cells (times ``scale``), spectrogram on top, with the axes around them
+        and the captions above (``labels=False``: the two panels alone).
     """
     if classes is not None:
         warn_renamed(
@@ -83,15 +131,17 @@ def visualize_merges(
         source, predicted, prefix = source[0].cpu(), int(logits[0].argmax()), handle.protected
     pixels = spectrogram_pixels(inputs).repeat(scale, axis=0).repeat(scale, axis=1)  # borders stay 1 pixel wide
     groups = group_map(source, prefix, tuple(model.patch_embed.grid_size)).T[::-1]  # laid out like the pixels
-    gap = np.full((2 * scale, pixels.shape[1], 3), 255, np.uint8)
+    gap = np.full((GAP_CELLS * scale, pixels.shape[1], 3), 255, np.uint8)
     picture = Image.fromarray(np.concatenate([pixels, gap, render_groups(pixels, groups)]))
     if not labels:
         return picture
     after, before = source.shape  # final tokens, input tokens
     name = class_names[predicted] if class_names else f"class {predicted}"
+    patch = tuple(model.patch_embed.patch_size)  # (frames, bins)
     caption = f"{reduction_label(method, r)}: {before} -> {after} tokens; predicts {name}"
-    caption += " (top: spectrogram, bottom: merged groups)"
-    return label_panels([picture], [caption], type(model).__name__ if title is None else title)
+    caption += f"\ntop: spectrogram, bottom: merged groups; short ticks: edges of the {patch[0]} x {patch[1]} patches"
+    axes = spectrogram_axes(picture, tuple(inputs.shape[1:]), patch, scale, seconds_per_frame)
+    return label_panels([axes], [caption], type(model).__name__ if title is None else title)
 
 
 def visualize_spectrogram_merges(

@@ -2,9 +2,12 @@
 
 Row 1 shows the frames as the model sees them, row 2 the groups of input patches that ended in the same
 token after the last block, each filled with its mean colour over all the frames it covers and outlined.
-In the "spacetime" scope (the paper's) a group can span frames: a still background becomes one colour across
-the clip while a moving object keeps tokens of its own. In the "frame" scope every group stays in one
-tubelet time slice.
+Labels above the rows name every frame and every time slice: the model cuts the clip into tubelets of
+``t_patch_size`` frames, so the frames of one time slice share their groups by construction, and "spanning
+several frames" means spanning several time slices. In the "spacetime" scope (the paper's) a group can span
+time slices: a still background becomes one colour across the clip while a moving object keeps tokens of its
+own; those groups are outlined in cyan and counted in the caption. In the "frame" scope every group stays in
+one time slice, so the count is 0.
 
     python -m tokenmerge.video.visualize [VIDEO] [--model embedded] [--r 16 | 16,-1 | 0.25] [--scope both]
 
@@ -28,12 +31,13 @@ from tokenmerge.experiments.visualize import (
     merge_gallery,
     reduction_label,
     render_groups,
+    text_band,
     warn_renamed,
 )
 
 from .patch import SpatiotemporalAdapter
 
-__all__ = ["clip_pixels", "visualize_clip_merges", "visualize_merges"]
+__all__ = ["clip_pixels", "frame_labels", "spanning_groups", "visualize_clip_merges", "visualize_merges"]
 
 
 def clip_pixels(clip: Tensor, mean, std) -> np.ndarray:
@@ -41,6 +45,65 @@ def clip_pixels(clip: Tensor, mean, std) -> np.ndarray:
     mean = torch.as_tensor(mean, dtype=clip.dtype).view(-1, 1, 1, 1)
     std = torch.as_tensor(std, dtype=clip.dtype).view(-1, 1, 1, 1)
     return ((clip.cpu() * std + mean).clamp(0, 1) * 255).round().byte().permute(1, 2, 3, 0).numpy()
+
+
+def spanning_groups(groups: np.ndarray) -> np.ndarray:
+    """The groups that hold patches of more than one time slice.
+
+    Args:
+        groups: [T', rows, cols] group ids of a clip's tubelets, time-major (:func:`group_map` over the model's
+            ``patch_embed.grid_size``): one grid per time slice, not per frame.
+
+    Returns:
+        Sorted ids [K] of the groups present in at least two time slices; empty in the frame scope, where no
+        token merges across time slices.
+    """
+    slices = groups.shape[0]
+    present = np.zeros((slices, int(groups.max()) + 1), dtype=bool)
+    present[np.arange(slices).repeat(groups[0].size), groups.reshape(-1)] = True
+    return np.flatnonzero(present.sum(0) > 1)
+
+
+def frame_labels(frames: int, frames_per_slice: int, width: int) -> Image.Image:
+    """The labels over a frame row: "time slice s" over the frames of each slice, then "frame f" over each frame.
+
+    Args:
+        frames: T, frames of the clip.
+        frames_per_slice: frames of one tubelet (the model's ``t_patch_size``); 1: no time-slice labels.
+        width: pixels of one frame.
+
+    Returns:
+        An RGB image ``frames * width`` pixels wide.
+    """
+    frame_band = text_band([(f"frame {f}", width) for f in range(frames)])
+    if frames_per_slice == 1:
+        return frame_band
+    slices = [(f"time slice {s}", frames_per_slice * width) for s in range(frames // frames_per_slice)]
+    return merge_gallery([text_band(slices, rule=True), frame_band])
+
+
+def _caption(
+    headline: str, scope: str, groups: np.ndarray, spanning: int, frames_per_slice: int, outlined: bool
+) -> str:
+    """The lines under a clip's title.
+
+    Args:
+        headline: the first line (reduction, scope, tokens, prediction).
+        scope: "spacetime" or "frame".
+        groups: [T', rows, cols] group ids of the tubelets.
+        spanning: how many of those groups span several time slices.
+        frames_per_slice: frames of one tubelet.
+        outlined: whether the spanning groups are outlined in the picture.
+    """
+    note = ""
+    if scope == "frame":
+        note = " (the frame scope merges within a time slice only)"
+    elif spanning and outlined:
+        note = " (outlined in cyan)"
+    return (
+        f"{headline}\ngroups spanning several time slices: {spanning} of {len(np.unique(groups))}{note}; "
+        f"a time slice is a tubelet of {frames_per_slice} frames, which share their groups by construction"
+    )
 
 
 @torch.no_grad()
@@ -57,12 +120,15 @@ def visualize_merges(
     merge_scope: str = "spacetime",
     mean=(0.5, 0.5, 0.5),
     std=(0.5, 0.5, 0.5),
-    frame_height: int = 96,
+    frame_height: int = 128,
+    highlight: bool = True,
 ) -> Image.Image:
-    """A frame grid of a clip and its merged groups, captioned.
+    """A frame grid of a clip and its merged groups, labelled and captioned.
 
     The same call as ``tokenmerge.image.visualize.visualize_merges`` (an image) and
     ``tokenmerge.audio.visualize.visualize_merges`` (a spectrogram); the keywords after ``labels`` are the clip's.
+    Groups are those of the tubelets: the frames of one time slice (``t_patch_size`` frames) share them by
+    construction, so a group "spans several frames" when it spans several time slices (:func:`spanning_groups`).
 
     Args:
         model: a :class:`~tokenmerge.video.SpatiotemporalViT` (patched for the call; a patch it had is restored).
@@ -72,31 +138,40 @@ def visualize_merges(
         method: "tome", or a baseline ("random_merge", "random_drop").
         class_names: names of the model's classes, to caption the prediction (None: "class i").
         title: the line above the caption (None: the model's class name; "": none).
-        labels: caption the grid (r, scope, tokens before and after, predicted class) under the title.
+        labels: label every frame and time slice, and caption the grid (r, scope, tokens before and after,
+            predicted class, groups spanning several time slices) under the title.
         merge_scope: "spacetime" or "frame".
         mean, std: the normalization of ``inputs``, to show its pixels.
-        frame_height: height of every frame in the picture (nearest-neighbour scaling).
+        frame_height: height of every frame in the picture (nearest-neighbour scaling by a whole factor).
+        highlight: outline the groups that span several time slices in cyan.
 
     Returns:
-        An RGB image: T frames wide, two rows (frames, merged groups), plus the captions above.
+        An RGB image: T frames wide, two rows (frames, merged groups), plus the frame labels and the captions
+        above (``labels=False``: the two rows alone).
     """
     pixels = clip_pixels(inputs, mean, std)
     settings = dict(merge_scope=merge_scope, prop_attn=prop_attn, method=method)
     with temporary_patch(model, SpatiotemporalAdapter(), r, **settings) as handle:
         logits, source = handle.traced_forward(inputs[None].to(next(model.parameters()).device))
         source, predicted, prefix = source[0].cpu(), int(logits[0].argmax()), handle.protected
-    slices, rows, cols = model.patch_embed.grid_size
-    groups = group_map(source, prefix, (slices, rows, cols)).repeat(pixels.shape[0] // slices, axis=0)
+    slice_groups = group_map(source, prefix, tuple(model.patch_embed.grid_size))  # [T', rows, cols]
+    per_slice = pixels.shape[0] // slice_groups.shape[0]
+    spanning = spanning_groups(slice_groups)
     factor = max(1, round(frame_height / pixels.shape[1]))
     pixels = pixels.repeat(factor, axis=1).repeat(factor, axis=2)  # scale first, so borders stay 1 pixel wide
-    merged = render_groups(pixels, groups)
+    groups = slice_groups.repeat(per_slice, axis=0)  # [T, rows, cols]
+    merged = render_groups(
+        pixels, groups, highlight=spanning if highlight else None, highlight_width=max(1, factor // 2)
+    )
     grid = np.concatenate([np.concatenate(list(pixels), axis=1), np.concatenate(list(merged), axis=1)], axis=0)
     if not labels:
         return Image.fromarray(grid)
     after, before = source.shape  # final tokens, input tokens
     name = class_names[predicted] if class_names else f"class {predicted}"
-    caption = f"{reduction_label(method, r)}, {merge_scope} scope: {before} -> {after} tokens; predicts {name}"
-    return label_panels([Image.fromarray(grid)], [caption], type(model).__name__ if title is None else title)
+    headline = f"{reduction_label(method, r)}, {merge_scope} scope: {before} -> {after} tokens; predicts {name}"
+    caption = _caption(headline, merge_scope, slice_groups, len(spanning), per_slice, highlight)
+    picture = merge_gallery([frame_labels(len(pixels), per_slice, pixels.shape[2]), Image.fromarray(grid)])
+    return label_panels([picture], [caption], type(model).__name__ if title is None else title)
 
 
 def visualize_clip_merges(
@@ -108,7 +183,7 @@ def visualize_clip_merges(
     prop_attn: bool = True,
     mean=(0.5, 0.5, 0.5),
     std=(0.5, 0.5, 0.5),
-    frame_height: int = 96,
+    frame_height: int = 128,
 ) -> Image.Image:
     """Deprecated (removed in the next release): :func:`visualize_merges` with ``labels=False``, the grid alone."""
     warn_renamed(
@@ -165,7 +240,7 @@ def main(argv: Sequence[str] | None = None) -> None:
     parser.add_argument("--r", default="16", help="schedule as in the API: 16, 16,-1 (ramp), 0.25 (ratio), [8,8,4,4]")
     parser.add_argument("--scope", default="both", choices=["spacetime", "frame", "both"], help="merge scope")
     parser.add_argument("--no-prop-attn", action="store_true", help="turn proportional attention off (MAE models)")
-    parser.add_argument("--frame-height", type=int, default=96, help="height of every frame in pixels")
+    parser.add_argument("--frame-height", type=int, default=128, help="height of every frame in pixels")
     parser.add_argument("--out", default="merges.png", help="where to write the picture")
     args = parser.parse_args(argv)
 
@@ -173,7 +248,7 @@ def main(argv: Sequence[str] | None = None) -> None:
     def run() -> None:
         spec = parse_r_option(args.r)
         if args.frame_height < 8:
-            raise SettingError(f"--frame-height {args.frame_height} is too small: give pixels, e.g. 96.")
+            raise SettingError(f"--frame-height {args.frame_height} is too small: give pixels, e.g. 128.")
         if args.clip < 0:
             raise SettingError(f"--clip {args.clip} is not valid: give a clip number >= 0.")
         if args.checkpoint:

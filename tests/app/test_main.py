@@ -117,5 +117,5 @@ def test_visualize_a_real_video_and_its_audio_track(tmp_path, capsys):
     main(["visualize", "video", str(MEDIA_VIDEO), "--scope", "spacetime", "--out", str(tmp_path / "v.png")])
     main(["visualize", "audio", str(MEDIA_VIDEO), "--start", "2", "--out", str(tmp_path / "a.png")])
     assert capsys.readouterr().out.count("wrote ") == 2
-    assert Image.open(tmp_path / "v.png").width == 8 * 96  # the embedded model's 8 frames, 96 px each
+    assert Image.open(tmp_path / "v.png").width == 8 * 128  # the embedded model's 8 frames, 128 px each
     assert Image.open(tmp_path / "a.png").height > 128

@@ -28,7 +28,7 @@ def test_demo_averages_random_dropping_over_seeds_and_writes_the_image_demos_fil
     assert [line for line in out.splitlines() if line.startswith("wrote ")] == [f"wrote {tmp_path / n}" for n in names]
     payload = json.loads((tmp_path / "results.json").read_text())
     assert payload["results"][-1]["seeds"] == [0, 1] and "training" in payload
-    assert Image.open(tmp_path / "merges.png").width == 8 * 96  # 8 frames of 96 pixels
+    assert Image.open(tmp_path / "merges.png").width == 8 * 128  # 8 frames of 128 pixels
 
 
 def test_bad_input_is_one_line(tmp_path, capsys, monkeypatch):
