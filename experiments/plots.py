@@ -23,20 +23,28 @@ LABELS = {"tome": "ToMe (bipartite soft matching)", "random_merge": "random merg
 OFFSETS = [(4, 4), (4, -11), (-26, 4), (-26, -11), (4, 12), (4, -19), (-26, 12), (-26, -19), (12, -4), (-34, -4)]
 
 
-def speed_axis_label(row: dict) -> str:
-    """ "throughput (samples/s, batch 64, cpu: AMD EPYC 7B13, 1 thread)" from a sweep row."""
+def speed_context(row: dict) -> str:
+    """ "batch 64, cpu: AMD EPYC 7B13, 1 thread": how a sweep row's throughput was measured."""
     device = row["device"]
     processor = row.get("processor")
     where = f"{device}: {processor}" if device == "cpu" and processor else device
     threads = row.get("threads")
     extra = f", {threads} thread{'s' if threads != 1 else ''}" if device == "cpu" and threads else ""
-    return f"throughput (samples/s, batch {row['throughput_batch']}, {where}{extra})"
+    return f"batch {row['throughput_batch']}, {where}{extra}"
+
+
+#: One marker per line of a plot, so methods stay apart without colour.
+MARKERS = ("o", "s", "^", "D", "v", "P")
 
 
 def accuracy_speed_figure(rows: list[dict], title: str = "") -> Figure:
-    """Two panels, top-1 (or mAP) and agreement (%) against samples/s, one line per method (and merge scope),
-    ToMe's points labelled with r where the label does not overlap another."""
-    fig, axes = plt.subplots(1, 2, figsize=(11, 4.2))
+    """Two panels, top-1 (or mAP) and agreement (%) against samples/s, one marker series per method (and merge
+    scope), ToMe's points labelled with r where the label does not overlap another.
+
+    Points are not joined: measured throughput is noisy, and a line through the r values in order would zigzag
+    where two neighbouring r run at nearly the same speed. How speed was measured is in the title, once.
+    """
+    fig, axes = plt.subplots(1, 2, figsize=(11, 4.6))
     scoped = len({row.get("merge_scope") for row in rows}) > 1
     line_of = lambda row: f"{row['method']} {row['merge_scope']}" if scoped else row["method"]  # noqa: E731
     methods = list(dict.fromkeys(line_of(row) for row in rows[1:]))
@@ -45,20 +53,27 @@ def accuracy_speed_figure(rows: list[dict], title: str = "") -> Figure:
     labelled: dict = {}
     for ax, metric, label in ((axes[0], score, score_label), (axes[1], "agreement", "agreement with r=0 (%)")):
         labelled[ax] = []
-        for method in methods:
+        for index, method in enumerate(methods):
             points = [reference] + [r for r in rows[1:] if line_of(r) == method]
             xs, ys = [p["samples_per_s"] for p in points], [100 * p[metric] for p in points]
             name, _, scope = method.partition(" ")
             seeds = len(points[-1].get("seeds", ()))
             notes = ([scope] if scope else []) + ([f"mean of {seeds} seeds"] if seeds > 1 else [])
-            ax.plot(xs, ys, marker="o", label=LABELS.get(name, name) + (f" ({', '.join(notes)})" if notes else ""))
+            ax.plot(
+                xs,
+                ys,
+                linestyle="none",
+                marker=MARKERS[index % len(MARKERS)],
+                label=LABELS.get(name, name) + (f" ({', '.join(notes)})" if notes else ""),
+            )
             if name == "tome" and scope != "frame":
                 labelled[ax] += [(f"r={p['r']}", x, y) for p, x, y in zip(points, xs, ys)]
-        ax.set_xlabel(speed_axis_label(reference))
+        ax.set_xlabel("throughput (samples/s)")
         ax.set_ylabel(label)
         ax.grid(alpha=0.3)
     axes[0].legend(fontsize=8)
-    fig.suptitle(title)
+    measured = f"throughput measured at {speed_context(reference)}"
+    fig.suptitle(f"{title}\n{measured}" if title else measured, fontsize=11)
     fig.tight_layout()
     for ax, labels in labelled.items():  # after the layout, so the label boxes are where they will be drawn
         _place_labels(fig, ax, labels)

@@ -1,4 +1,5 @@
-"""The accuracy-vs-throughput plot: point labels never overlap, and the axis names the device and the CPU model."""
+"""The accuracy-vs-throughput plot: point labels never overlap or clip, noisy points are not joined, and the title
+names the device, the CPU model and the threads."""
 
 import itertools
 
@@ -23,8 +24,30 @@ def test_point_labels_do_not_overlap(tmp_path):
         assert {text for text, _ in boxes} >= {"r=0", "r=8"}
         for (a, box_a), (b, box_b) in itertools.combinations(boxes, 2):
             assert not box_a.overlaps(box_b), f"labels {a!r} and {b!r} overlap"
-        assert ax.get_xlabel() == "throughput (samples/s, batch 64, cpu: AMD EPYC 7B13, 1 thread)"
+        assert ax.get_xlabel() == "throughput (samples/s)"
+    assert fig._suptitle.get_text() == "test\nthroughput measured at batch 64, cpu: AMD EPYC 7B13, 1 thread"
     assert plot_accuracy_vs_speed(rows(), tmp_path / "p.png").is_file()
+
+
+def test_noisy_speeds_are_not_joined_and_no_label_is_clipped():
+    fig = accuracy_speed_figure(rows(), "a title long enough to need room " * 2)
+    assert all(line.get_linestyle() == "None" for ax in fig.axes for line in ax.get_lines())
+    assert len({line.get_marker() for line in fig.axes[0].get_lines()}) == 3  # one marker per method
+    renderer = fig.canvas.get_renderer()
+    inside = fig.bbox.expanded(1.001, 1.001)
+    fig.canvas.draw()
+    ticks = [
+        t
+        for ax in fig.axes
+        for t in ax.get_xticklabels()
+        if ax.get_xlim()[0] <= t.get_position()[0] <= ax.get_xlim()[1]
+    ]
+    texts = [fig._suptitle, *ticks] + [t for ax in fig.axes for t in (ax.xaxis.label, ax.yaxis.label)]
+    for text in texts:
+        box = text.get_window_extent(renderer)
+        assert inside.contains(box.x0, box.y0) and inside.contains(box.x1, box.y1), f"{text.get_text()!r} is clipped"
+    left, right = (ax.xaxis.label.get_window_extent(renderer) for ax in fig.axes)
+    assert not left.overlaps(right)
 
 
 def test_importing_the_plots_leaves_the_backend_alone():
