@@ -28,6 +28,7 @@ from tqdm.auto import tqdm
 
 from .checkpoint import load_state_dict_exactly, save_safetensors
 from .distributed import broadcast_from_main, distributed_context, gather_objects, shard_indices, sum_across_ranks
+from .layer_decay import layer_decay_groups
 from .metrics import classification_metrics, multilabel_metrics
 from .training_recipe import (
     TrainConfig,
@@ -54,8 +55,9 @@ class TrainResult:
     Attributes:
         metrics: the last history entry (step, loss, lr, samples_per_s and the final evaluation).
         history: one dict per log, eval or checkpoint step: step, loss (mean over the steps since the previous
-            entry and over all processes), lr, samples_per_s (all processes, training time only: evaluation
-            and checkpointing excluded), and evaluation metrics at evaluation steps.
+            entry and over all processes), lr (the scheduled rate of the last step; with ``layer_decay`` the
+            head's, every other layer's is lr x its ``lr_scale``), samples_per_s (all processes, training time
+            only: evaluation and checkpointing excluded), and evaluation metrics at evaluation steps.
         paths: files written on rank 0: "weights", "state", "history" (empty elsewhere or without out_dir).
     """
 
@@ -105,7 +107,11 @@ class _Run:
             train_dataset, ctx.world_size, ctx.rank, shuffle=True, seed=config.seed, drop_last=True
         )
         self.steps_per_epoch = len(self.sampler) // config.batch_size
-        self.optimizer = torch.optim.AdamW(parameter_groups(model, config.weight_decay), lr=config.lr)
+        if config.layer_decay in (None, 1.0):
+            groups = parameter_groups(model, config.weight_decay)
+        else:
+            groups = layer_decay_groups(model, config.lr, config.weight_decay, config.layer_decay)
+        self.optimizer = torch.optim.AdamW(groups, lr=config.lr)
         self.history: list[dict[str, float]] = []
         self.step = self._resume() if config.resume else 0
         if self.step == 0:
@@ -139,8 +145,9 @@ class _Run:
         inputs, targets = unpack_batch(batch)
         if inputs.shape[0] == 0:
             raise ValueError("A training batch has no readable samples; remove or repair the unreadable files.")
+        lr = learning_rate(self.step, config)
         for group in self.optimizer.param_groups:
-            group["lr"] = learning_rate(self.step, config)
+            group["lr"] = lr * group.get("lr_scale", 1.0)
         x = inputs.to(device, non_blocking=True)
         lam = 1.0
         if config.mixup_alpha:

@@ -7,6 +7,7 @@ from __future__ import annotations
 import copy
 import os
 from collections.abc import Callable
+from dataclasses import fields
 from pathlib import Path
 
 from torch import Tensor, nn
@@ -22,6 +23,7 @@ __all__ = [
     "check_data_paths",
     "check_global_batch",
     "read_index",
+    "scaled_lr",
     "tome_patch",
     "train_config",
     "train_with_merging",
@@ -57,10 +59,34 @@ def check_data_paths(data: dict, keys: tuple[str, ...] = ("train", "val", "class
             raise DataError(f"data.{key}={data[key]} does not exist; give a CSV index or a class-folder tree.")
 
 
+def scaled_lr(blr: float, batch_size: int, processes: int) -> float:
+    """MAE's learning-rate scaling rule: the absolute lr ``blr * batch_size * processes / 256`` for a base lr
+    ``blr`` per 256 samples and a global batch of ``batch_size`` x ``processes`` (facebookresearch/mae
+    main_finetune.py:267-270, mae_st main_finetune.py:457-462, AudioMAE main_finetune_as.py:416-419; MAE-ST's
+    effective batch also counts its repeated augmentation, which this trainer does not do)."""
+    return blr * batch_size * processes / 256
+
+
 def train_config(train: dict, **fixed) -> TrainConfig:
-    """The ``train`` config section (and ``fixed`` values) as a :class:`TrainConfig`; a bad value is one line."""
+    """The ``train`` config section (and ``fixed`` values) as a :class:`TrainConfig`; a bad value is one line.
+
+    ``train.blr`` (optional; null: off), when set, is a base lr per 256 samples: ``lr`` becomes
+    :func:`scaled_lr` of it for this run's global batch (``batch_size`` x :func:`world_size`), whatever
+    ``train.lr`` says. A null where TrainConfig takes no None (``steps``, ...) is a value an experiment leaves to
+    the user: the error asks for it.
+    """
+    settings = {**train, **fixed}
+    required = [f.name for f in fields(TrainConfig) if f.default is not None]
+    unset = [f"train.{name}" for name in required if name in settings and settings[name] is None]
+    if unset:
+        raise SettingError(f"{', '.join(unset)} not set: give a value on the command line, e.g. {unset[0]}=...")
+    blr = settings.pop("blr", None)
     try:
-        return TrainConfig(**{**train, **fixed})
+        if blr is not None:
+            if not blr > 0:
+                raise ValueError(f"blr must be > 0 or null; got {blr!r}")
+            settings["lr"] = scaled_lr(blr, settings.get("batch_size", TrainConfig.batch_size), world_size())
+        return TrainConfig(**settings)
     except (TypeError, ValueError) as error:
         raise SettingError(f"train: {error}") from None
 

@@ -1,10 +1,11 @@
 """The training recipe: hyper-parameters, learning-rate schedule, parameter groups, loss, mixup, one step.
 
 Follows timm and MAE/AudioMAE fine-tuning: AdamW with no weight decay on biases, norms and other 1-d
-parameters, position embeddings and class/distillation/register tokens; linear warm-up, then cosine decay to
-``min_lr``; label smoothing for single-label cross-entropy, BCE-with-logits for multi-hot targets; batch mixup
-as timm's ``Mixup`` (batch mode) does it for AudioMAE: inputs and one-hot/multi-hot targets mixed with the
-reversed batch, lambda ~ Beta(alpha, alpha); optional gradient-norm clipping and bf16 autocast. The loop that
+parameters, position embeddings and class/distillation/register tokens, optionally with layer-wise learning-rate
+decay (:mod:`tokenmerge.experiments.layer_decay`); linear warm-up, then cosine decay to ``min_lr``; label
+smoothing for single-label cross-entropy, BCE-with-logits for multi-hot targets; batch mixup as timm's ``Mixup``
+(batch mode) does it for AudioMAE: inputs and one-hot/multi-hot targets mixed with the reversed batch,
+lambda ~ Beta(alpha, alpha); optional gradient-norm clipping and bf16 autocast. The loop that
 runs it (epochs, DDP, evaluation, checkpoints) is :mod:`tokenmerge.experiments.training`.
 """
 
@@ -34,6 +35,9 @@ class TrainConfig:
         batch_size: samples per process and step (the global batch is batch_size x processes).
         lr, min_lr: peak learning rate after warm-up, and the rate the cosine decay reaches at the last step.
         weight_decay: AdamW decay on the weight matrices only (see :func:`parameter_groups`).
+        layer_decay: layer-wise learning-rate decay (MAE / MAE-ST / AudioMAE fine-tuning): block i of L runs at
+            ``lr * layer_decay ** (L - i)``, the embeddings at ``lr * layer_decay ** (L + 1)``, the head at ``lr``
+            (:func:`tokenmerge.experiments.layer_decay.layer_decay_groups`). None or 1: every parameter at ``lr``.
         warmup_steps: linear warm-up from lr / warmup_steps to lr.
         label_smoothing: single-label cross-entropy only.
         multilabel: targets are multi-hot floats [B, K], loss BCE-with-logits (else class indices [B]).
@@ -52,6 +56,7 @@ class TrainConfig:
     batch_size: int = 64
     lr: float = 1e-3
     weight_decay: float = 0.05
+    layer_decay: float | None = None
     warmup_steps: int = 100
     min_lr: float = 0.0
     label_smoothing: float = 0.0
@@ -78,6 +83,7 @@ class TrainConfig:
                 ("lr", "> 0", self.lr > 0),
                 ("min_lr", "between 0 and lr", 0 <= self.min_lr <= self.lr),
                 ("weight_decay", ">= 0", self.weight_decay >= 0),
+                ("layer_decay", "None or in (0, 1]", self.layer_decay is None or 0 < self.layer_decay <= 1),
                 ("warmup_steps", ">= 0", self.warmup_steps >= 0),
                 ("label_smoothing", "in [0, 1)", 0 <= self.label_smoothing < 1),
                 ("mixup_alpha", ">= 0", self.mixup_alpha >= 0),
@@ -108,18 +114,27 @@ def learning_rate(step: int, config: TrainConfig) -> float:
     return config.min_lr + (config.lr - config.min_lr) * 0.5 * (1 + math.cos(math.pi * progress))
 
 
-def parameter_groups(model: nn.Module, weight_decay: float) -> list[dict]:
-    """AdamW parameter groups: ``weight_decay`` on weight matrices and kernels; none on parameters with at
-    most one dimension (biases, norm scales, LayerScale), on names containing one of ``NO_DECAY_NAMES``
-    (position embeddings, class/distillation/register/mask tokens) and on the names the model's own
-    ``no_weight_decay()`` lists (timm's convention). Frozen parameters (``requires_grad=False``) are left out."""
+def decay_exempt(model: nn.Module) -> set[str]:
+    """Names of the parameters AdamW does not decay: those with at most one dimension (biases, norm scales,
+    LayerScale), names containing one of ``NO_DECAY_NAMES`` (position embeddings, class/distillation/register/mask
+    tokens) and the names the model's own ``no_weight_decay()`` lists (timm's convention)."""
     listed = set(model.no_weight_decay()) if hasattr(model, "no_weight_decay") else set()
+    return {
+        name
+        for name, param in model.named_parameters()
+        if param.ndim <= 1 or name in listed or any(key in name for key in NO_DECAY_NAMES)
+    }
+
+
+def parameter_groups(model: nn.Module, weight_decay: float) -> list[dict]:
+    """AdamW parameter groups: ``weight_decay`` on weight matrices and kernels, none on :func:`decay_exempt`'s
+    names. Frozen parameters (``requires_grad=False``) are left out."""
+    exempt = decay_exempt(model)
     decay, no_decay = [], []
     for name, param in model.named_parameters():
         if not param.requires_grad:
             continue
-        exempt = param.ndim <= 1 or name in listed or any(key in name for key in NO_DECAY_NAMES)
-        (no_decay if exempt else decay).append(param)
+        (no_decay if name in exempt else decay).append(param)
     groups = [{"params": decay, "weight_decay": weight_decay}, {"params": no_decay, "weight_decay": 0.0}]
     return [group for group in groups if group["params"]]
 

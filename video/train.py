@@ -116,9 +116,12 @@ def build_model(model: dict, num_classes: int) -> SpatiotemporalViT:
     """A SpatiotemporalViT for training: the embedded architecture or a named MAE-ST size, initialised as configured.
 
     The head has one output per class of the training data; ``model.checkpoint`` must match it (and the input size).
+    ``model.dropout`` (if not null) is the head's dropout.
     """
     frames, side = model_input(model)
     sizes = dict(num_classes=num_classes, num_frames=frames, img_size=side, drop_path_rate=model["drop_path_rate"])
+    if model.get("dropout") is not None:
+        sizes["dropout"] = model["dropout"]
     if model["name"] == "embedded":
         net = create_embedded_model(**sizes)
     else:
@@ -149,6 +152,9 @@ def check_config(cfg: dict) -> TrainConfig:
     check_tome(cfg["tome"], SpatiotemporalAdapter.merge_scopes)
     data, model = cfg["data"], cfg["model"]
     check_choice(model["name"], ["embedded", *sorted(CONFIGS)], "model.name")
+    dropout = model.get("dropout")
+    if dropout is not None and not (isinstance(dropout, int | float) and 0 <= dropout < 1):
+        raise SettingError(f"model.dropout={dropout} must be in [0, 1) (or null for the architecture's).")
     for key in ("num_frames", "img_size"):
         check_count(model.get(key), f"model.{key}", optional=True)
     if model["checkpoint"]:
