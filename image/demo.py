@@ -1,6 +1,6 @@
 """The main demo (`make demo`): Token Merging on the embedded photo-object ViT, offline, on CPU.
 
-Sweeps r for ToMe and for the random baselines (their scores averaged over three seeds) on 4,200 held-out
+Sweeps r for ToMe and for the random baselines (their scores averaged over three seeds) on 2,100 held-out
 images, then prints a table and writes results.json / results.csv, an accuracy-vs-throughput plot
 (accuracy_vs_throughput.png) and merge pictures (merges.png), as the video and audio demos do:
 
@@ -60,7 +60,7 @@ def run_demo(
     r_values=R_VALUES,
     methods=METHODS,
     seeds=SEEDS,
-    per_class: int = 200,
+    per_class: int = 100,
     max_samples: int | None = None,
     throughput_rounds: int = 7,
     workers: int = 1,

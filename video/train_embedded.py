@@ -73,7 +73,7 @@ class SingleFrameClips(Dataset):
         return single_frame(clip[None], generator)[0], label
 
 
-RECIPE = EmbeddedRecipe(steps=3000, batch_size=32)
+RECIPE = EmbeddedRecipe(steps=2500, batch_size=32)
 
 
 def train(
