@@ -12,6 +12,18 @@ from __future__ import annotations
 MIN_SAMPLES_TO_COMPARE = 500
 
 
+#: Scores closer than this are a tie (seed means of equal counts differ in the last float bits).
+TIE = 1e-6
+
+
+def _where(row: dict, models: bool) -> str:
+    """ " (spacetime)", " (model a)" or "": what tells a baseline row apart beyond method and r."""
+    parts = ([row["model"]] if models and row.get("model") else []) + (
+        [row["merge_scope"]] if row.get("merge_scope") not in (None, "", "all") else []
+    )
+    return f" ({', '.join(parts)})" if parts else ""
+
+
 def _key(row: dict) -> tuple:
     r = tuple(row["r"]) if isinstance(row["r"], list) else row["r"]
     return row.get("model", ""), row.get("merge_scope", ""), r
@@ -27,10 +39,11 @@ def comparison_note(rows: list[dict]) -> str:
     pairs = [(tome[_key(row)], row) for row in rows if row["method"] != "tome" and _key(row) in tome]
     if not pairs:
         return ""
+    models = len({row.get("model", "") for row in rows}) > 1
     behind = [
-        f"{base['method']} at r={base['r']}" + (f" ({base['merge_scope']})" if base.get("merge_scope") else "")
+        f"{base['method']} at r={base['r']}" + _where(base, models)
         for ours, base in pairs
-        if ours[score] < base[score] or ours["agreement"] < base["agreement"]
+        if ours[score] < base[score] - TIE or ours["agreement"] < base["agreement"] - TIE
     ]
     samples = min(row["samples"] for row in rows)
     small = samples < MIN_SAMPLES_TO_COMPARE

@@ -26,7 +26,7 @@ def test_rows_are_paired_within_one_model_and_scope():
     rows = [_row("tome", 8, 0.9, 0.9, model="a"), _row("random_drop", 8, 0.8, 0.8, model="a")]
     rows += [_row("tome", 8, 0.5, 0.5, model="b"), _row("random_drop", 8, 0.6, 0.6, model="b")]
     rows.append(_row("random_drop", 8, 0.99, 0.99, scope="frame", model="a"))  # no ToMe row in its scope: unpaired
-    assert comparison_note(rows).endswith(": random_drop at r=8")
+    assert comparison_note(rows).endswith(": random_drop at r=8 (b)")
 
 
 def test_a_small_run_says_it_is_too_small_to_compare():
@@ -39,3 +39,8 @@ def test_a_small_run_says_it_is_too_small_to_compare():
 
 def test_no_pairs_no_note():
     assert comparison_note([_row("tome", 0, 0.9, 1.0), _row("tome", 8, 0.8, 0.9)]) == ""
+
+
+def test_equal_scores_up_to_float_rounding_are_a_tie():
+    rows = [_row("tome", 8, 0.41999998688697815, 0.99), _row("random_drop", 8, 0.42000000178813934, 0.81)]
+    assert comparison_note(rows).startswith("ToMe's top-1 and agreement are at or above random_drop")
