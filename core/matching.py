@@ -22,7 +22,7 @@ import torch
 from torch import Tensor
 
 from .draws import Generators, uniform
-from .merge import exact_dtype
+from .merge import exact_dtype, initial_size
 
 MERGE_MODES = ("mean", "sum", "amax", "amin", "prod")
 
@@ -112,7 +112,7 @@ class Matching:
         exact = exact_dtype(x.dtype)
         weigh = size is not None
         if size is None:
-            size = x.new_ones(x.shape[0], x.shape[1], 1, dtype=exact)
+            size = initial_size(x)
         if self.r == 0:
             return x, size
         batch, _, channels = x.shape

@@ -5,6 +5,7 @@ import numpy as np
 import pytest
 import torch
 
+from tests.picture_helpers import ink_runs
 from tokenmerge.audio.embedded import create_embedded_model
 from tokenmerge.audio.spoken_words import WORDS
 from tokenmerge.audio.visualize import visualize_merges, visualize_spectrogram_merges
@@ -31,17 +32,6 @@ def locate(big: np.ndarray, small: np.ndarray) -> tuple[int, int]:
             if at % 3 == 0 and np.array_equal(big[row : row + small.shape[0], column : column + small.shape[1]], small):
                 return row, column
     raise AssertionError("the panels are not in the picture")
-
-
-def ink_runs(mask: np.ndarray, gap: int = 3) -> list[tuple[int, int]]:
-    """(first, last) index of each run of True in a 1-D ``mask``, runs less than ``gap`` apart joined (one label)."""
-    runs: list[tuple[int, int]] = []
-    for i in np.flatnonzero(mask):
-        if runs and i - runs[-1][1] < gap:
-            runs[-1] = (runs[-1][0], i)
-        else:
-            runs.append((i, i))
-    return runs
 
 
 @pytest.mark.parametrize("patch_size", [8, 16])

@@ -14,12 +14,7 @@ from .training_helpers import SeparableImages, tiny_vit
 DECAY = 0.5  # powers of 2: the expected scales are exact
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_thread")  # tests/experiments/conftest.py
 
 
 def tiny_video_vit():

@@ -26,13 +26,7 @@ from .training_helpers import CLASSES, SeparableImages, record_tokens_entering, 
 HELPER = Path(__file__).with_name("training_helpers.py")
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    """Two threads on two busy cores make tiny matmuls ~100x slower; one thread is steady."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_thread")  # tests/experiments/conftest.py
 
 
 def patched_vit(seed: int = 0, r: int = 2, drop_path_rate: float = 0.0):

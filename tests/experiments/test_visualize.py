@@ -8,6 +8,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
+from tests.picture_helpers import ink_runs
 from tokenmerge.experiments.visualize import (
     draw_axes,
     label_panels,
@@ -28,37 +29,26 @@ def dark(picture: Image.Image) -> np.ndarray:
     return (np.asarray(picture) < 128).all(-1)
 
 
-def runs(mask: np.ndarray, gap: int = 3) -> list[tuple[int, int]]:
-    """(first, last) index of each run of True in a 1-D ``mask``, runs less than ``gap`` apart joined."""
-    found: list[tuple[int, int]] = []
-    for i in np.flatnonzero(mask):
-        if found and i - found[-1][1] < gap:
-            found[-1] = (found[-1][0], i)
-        else:
-            found.append((i, i))
-    return found
-
-
 def test_captions_are_at_least_14_pixels_high():
     out = label_panels([block(300, 10, 255)], ["Hg|"])  # from the top of H to the bottom of g and |
-    (first, last), *rest = runs(dark(out).any(1))
+    (first, last), *rest = ink_runs(dark(out).any(1))
     assert last - first + 1 >= 14 and not rest
 
 
 def test_a_newline_in_a_caption_starts_a_line():
     one, two = (label_panels([block(300, 10, 255)], [text]) for text in ("a b", "a\nb"))
-    assert len(runs(dark(one).any(1))) == 1 and len(runs(dark(two).any(1))) == 2
+    assert len(ink_runs(dark(one).any(1))) == 1 and len(ink_runs(dark(two).any(1))) == 2
     assert two.height > one.height and np.array_equal(np.asarray(two)[-10:], np.asarray(one)[-10:])
 
 
 def test_text_band_centres_one_label_over_each_span():
     band = text_band([("frame 0", 128), ("frame 1", 128), ("time slice 0", 256)], rule=True)
     assert band.size[0] == 512
-    text, rule = runs(dark(band).any(1))
-    labels = runs(dark(band)[text[0] : text[1] + 1].any(0), gap=8)
+    text, rule = ink_runs(dark(band).any(1))
+    labels = ink_runs(dark(band)[text[0] : text[1] + 1].any(0), gap=8)
     assert [round((a + b) / 2 / 64) for a, b in labels] == [1, 3, 6]  # centres at 64, 192 and 384
     assert text[1] - text[0] + 1 >= 11  # "frame", "time": ascenders of a 16-pixel font
-    assert runs(dark(band)[rule[0]], gap=2) == [(4, 123), (132, 251), (260, 507)]  # a rule under each span
+    assert ink_runs(dark(band)[rule[0]], gap=2) == [(4, 123), (132, 251), (260, 507)]  # a rule under each span
 
 
 def test_nice_ticks():
@@ -80,14 +70,14 @@ def test_axes_surround_the_picture_with_tick_labels():
     assert (rows.max() - top + 1, columns.max() - left + 1) == (100, 200)  # pasted unscaled
     assert left > 30 and out.width > left + 200 and out.height > top + 100 + 30  # margins for the axes
     below = dark(out)[top + 100 :, left - 10 :]
-    marks, labels, title = runs(below.any(1))
-    assert len(runs(below[labels[0] : labels[1] + 1].any(0), gap=8)) == 3  # one label per tick
-    assert len(runs(below[marks[0] + 2], gap=2)) == 5  # long ticks at 0, 100, 200 and short ones at 50, 150
-    assert len(runs(below[marks[1]], gap=2)) == 3
+    marks, labels, title = ink_runs(below.any(1))
+    assert len(ink_runs(below[labels[0] : labels[1] + 1].any(0), gap=8)) == 3  # one label per tick
+    assert len(ink_runs(below[marks[0] + 2], gap=2)) == 5  # long ticks at 0, 100, 200 and short ones at 50, 150
+    assert len(ink_runs(below[marks[1]], gap=2)) == 3
     blank = draw_axes(picture, [(x, "") for x, _ in ticks], [(0, ""), (100, "")], "x title", [(50, "y title")])
     assert blank.size != out.size or not np.array_equal(np.asarray(blank), pixels)
     left_of = dark(out)[top - 8 : top + 108, left - 20 : left - 8]
-    assert len(runs(left_of.any(1))) == 2  # the y labels "1" and "0"
+    assert len(ink_runs(left_of.any(1))) == 2  # the y labels "1" and "0"
 
 
 def test_gallery_one_column_stacks_pictures_without_gaps():

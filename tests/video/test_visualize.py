@@ -8,6 +8,7 @@ import numpy as np
 import pytest
 import torch
 
+from tests.picture_helpers import ink_runs
 from tokenmerge.experiments.visualize import HIGHLIGHT, group_map, render_groups
 from tokenmerge.video import SpatiotemporalViT, apply_patch
 from tokenmerge.video.visualize import frame_labels, spanning_groups, visualize_clip_merges, visualize_merges
@@ -18,17 +19,6 @@ TINY = dict(num_frames=4, t_patch_size=2, img_size=16, patch_size=4, embed_dim=3
 def still_clip():
     """A clip [3, 4, 16, 16] whose 4 frames are one random frame: its tokens repeat over time."""
     return (torch.rand(3, 1, 16, 16, generator=torch.Generator().manual_seed(0)) * 2 - 1).repeat(1, 4, 1, 1)
-
-
-def ink_runs(mask: np.ndarray, gap: int = 8) -> list[tuple[int, int]]:
-    """(first, last) index of each run of True in a 1-D ``mask``, runs less than ``gap`` apart joined (one label)."""
-    runs: list[tuple[int, int]] = []
-    for i in np.flatnonzero(mask):
-        if runs and i - runs[-1][1] < gap:
-            runs[-1] = (runs[-1][0], i)
-        else:
-            runs.append((i, i))
-    return runs
 
 
 def test_a_group_spanning_frames_gets_one_colour():
@@ -112,8 +102,8 @@ def test_every_frame_and_time_slice_is_labelled():
     assert band.shape[1] == 8 * 128 and len(lines) == 3  # slice labels, their rules, frame labels
     (top, bottom), rule, (first, last) = lines
     slice_row, frame_row = band[top : bottom + 1].any(0), band[first : last + 1].any(0)
-    assert [(a + b) // 2 // 256 for a, b in ink_runs(slice_row)] == [0, 1, 2, 3]  # one label per time slice
-    assert [(a + b) // 2 // 128 for a, b in ink_runs(frame_row)] == list(range(8))  # one label per frame
+    assert [(a + b) // 2 // 256 for a, b in ink_runs(slice_row, gap=8)] == [0, 1, 2, 3]  # one label per time slice
+    assert [(a + b) // 2 // 128 for a, b in ink_runs(frame_row, gap=8)] == list(range(8))  # one label per frame
     assert len(ink_runs(band[rule[0] : rule[1] + 1].any(0), gap=2)) == 4  # a rule under each slice's 2 frames
     single = (np.asarray(frame_labels(4, 1, 64)) < 128).all(-1)
     assert len(ink_runs(single.any(1), gap=3)) == 1  # frames are time slices: no slice labels
