@@ -4,6 +4,7 @@ Each module says how one family of models embeds its input, which tokens are pro
 (a :class:`tokenmerge.core.ModelAdapter`); it imports the core and the family's own library, never a modality.
 
 * :class:`TimmViTAdapter`: timm ``VisionTransformer`` (images; AudioMAE).
+* :class:`EvaAdapter`: timm ``Eva`` (EVA-02, rotary-position ``vit_*_rope*``): token positions merged with the tokens.
 * :class:`TorchvisionViTAdapter`: torchvision's ``VisionTransformer`` (``nn.MultiheadAttention`` blocks).
 * :class:`TransformerEncoderAdapter`: models built on ``nn.TransformerEncoder`` (subclass for embed and head).
 
@@ -11,6 +12,7 @@ Each module says how one family of models embeds its input, which tokens are pro
 """
 
 from .check import AdapterReport, check_adapter
+from .timm_eva import EvaAdapter
 from .timm_vit import TimmViTAdapter
 from .torchvision_vit import TORCHVISION_ENCODER_BLOCK, TorchvisionViTAdapter
 from .transformer_encoder import TransformerEncoderAdapter, transformer_encoder_layout
@@ -18,6 +20,7 @@ from .transformer_encoder import TransformerEncoderAdapter, transformer_encoder_
 __all__ = [
     "AdapterReport",
     "check_adapter",
+    "EvaAdapter",
     "TimmViTAdapter",
     "TorchvisionViTAdapter",
     "TORCHVISION_ENCODER_BLOCK",

@@ -101,7 +101,7 @@ def _block_io(model: nn.Module, blocks, inputs: Tensor, kwargs: dict) -> tuple[T
     return _first_tensor(output), calls
 
 
-def _unused_parameters(block: nn.Module, call: tuple, adapter: ModelAdapter, handle, mask) -> list[str]:
+def _unused_parameters(block: nn.Module, index: int, call: tuple, adapter: ModelAdapter, handle, mask) -> list[str]:
     """Block parameters that the block's own forward uses (nonzero gradient) and the re-driven forward does not."""
     args, kw, tokens, _ = call
 
@@ -111,17 +111,27 @@ def _unused_parameters(block: nn.Module, call: tuple, adapter: ModelAdapter, han
         return {name for name, p in block.named_parameters() if p.grad is not None and p.grad.abs().sum() > 0}
 
     own = used(lambda: _first_tensor(block(args[0].detach(), *args[1:], **kw)))
-    redriven = used(lambda: _redriven(adapter, block, tokens, handle, mask))
+    redriven = used(lambda: _redriven(adapter, block, index, tokens, handle, mask))
     block.zero_grad(set_to_none=True)
     return sorted(own - redriven)
 
 
-def _redriven(adapter: ModelAdapter, block: nn.Module, x: Tensor, handle, mask: Tensor | None) -> Tensor:
-    """The block re-driven by the adapter at r=0 on tokens [B, N, C] (``mask`` [B, N]: 0 for padding)."""
+def _redriven(adapter: ModelAdapter, block: nn.Module, index: int, x: Tensor, handle, mask: Tensor | None) -> Tensor:
+    """Block ``index`` re-driven by the adapter at r=0 on tokens [B, N, C] (``mask`` [B, N]: 0 for padding), at the
+    adapter's token positions where it has them (RoPE)."""
     state = TokenState.start(x, mask)
+    state.positions = adapter.token_positions(handle.model, x)
+    rotary = adapter.rotary(handle.model, index)
     return adapter.block_forward(
-        block, x, state, 0, protected=handle.protected, prop_attn=True, method="tome", groups=1
+        block, x, state, 0, protected=handle.protected, prop_attn=True, method="tome", groups=1, rotary=rotary
     )
+
+
+def _passed_in(call: tuple) -> list[str]:
+    """The tensors a model hands its block besides the tokens (a rotary embedding, a position bias), by name."""
+    args, kw = call[0], call[1]
+    names = [f"argument {i + 1}" for i, a in enumerate(args[1:]) if isinstance(a, Tensor)]
+    return names + [name for name, value in kw.items() if isinstance(value, Tensor)]
 
 
 def check_adapter(
@@ -168,7 +178,8 @@ def check_adapter(
             block_differences.append(float("inf"))
             continue
         with torch.no_grad():
-            block_differences.append((_redriven(adapter, block, call[2], handle, mask) - call[3]).abs().max().item())
+            redriven = _redriven(adapter, block, i, call[2], handle, mask)
+            block_differences.append((redriven - call[3]).abs().max().item())
     first_input = calls[0][2] if calls and calls[0] is not None else None
     if first_input is not None and (
         first_input.shape != embedded.shape or not torch.allclose(embedded, first_input, atol=tolerance, rtol=0)
@@ -180,8 +191,17 @@ def check_adapter(
     wrong = [i for i, d in enumerate(block_differences) if d > tolerance]
     if wrong:
         first = wrong[0]
-        unused = _unused_parameters(blocks[first], calls[first], adapter, handle, mask)
-        detail = f"the layout never uses {', '.join(unused)}" if unused else "check the layout's paths and norm_first"
+        unused = _unused_parameters(blocks[first], first, calls[first], adapter, handle, mask)
+        passed = _passed_in(calls[first])
+        if unused:
+            detail = f"the layout never uses {', '.join(unused)}"
+        elif passed and adapter.rotary(twin, first) is None:
+            detail = (
+                f"the model hands the block {', '.join(passed)} besides its tokens (a rotary embedding or a position "
+                "bias?) and the adapter gives none: for RoPE give the adapter token_positions and rotary"
+            )
+        else:
+            detail = "check the layout's paths and norm_first"
         problems.append(
             f"block {first} re-driven at r=0 differs from its own forward by {block_differences[first]:.3g} "
             f"({len(wrong)} of {len(blocks)} blocks differ): {detail}."

@@ -9,7 +9,9 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
+from importlib import import_module
 
+from timm.models.eva import Eva
 from timm.models.vision_transformer import VisionTransformer
 from torch import nn
 from torchvision.models import VisionTransformer as TorchvisionViT
@@ -36,13 +38,45 @@ FAMILIES = (
     Family("tokenmerge.video.SpatiotemporalViT (MAE-ST layout)", video.SpatiotemporalViT, video.apply_patch),
     Family("tokenmerge.audio.SpectrogramViT (AudioMAE layout)", audio.SpectrogramViT, audio.apply_patch),
     Family("timm VisionTransformer (ViT, DeiT, registers, LayerScale, MAE, ...)", VisionTransformer, image.apply_patch),
+    Family("timm Eva (EVA-02, rotary-position vit_*_rope*: positions merged with the tokens)", Eva, image.apply_patch),
     Family("torchvision.models.VisionTransformer", TorchvisionViT, _patch_torchvision_vit),
+)
+
+
+@dataclass(frozen=True)
+class LibraryFamilies:
+    """The families of an optional library, found by the module of the model's class, so that ``apply_patch``
+    imports neither the library nor its adapters for other models.
+
+    Attributes:
+        module_prefix: the library's module prefix (``"transformers."``).
+        adapters: the ``tokenmerge.adapters`` module that knows the library: its ``FAMILIES`` (names, for
+            :func:`supported_families`) and ``adapter_for(model) -> ModelAdapter`` (a clear ``TypeError`` for a class
+            of the library that it does not support).
+    """
+
+    module_prefix: str
+    adapters: str
+
+    def module(self):
+        return import_module(self.adapters)
+
+
+LIBRARIES = (
+    LibraryFamilies("transformers.", "tokenmerge.adapters.hugging_face"),
+    LibraryFamilies("open_clip.", "tokenmerge.adapters.open_clip"),
 )
 
 
 def supported_families() -> list[str]:
     """The families :func:`apply_patch` recognises, in the order it tries them."""
-    return [family.name for family in FAMILIES]
+    names = [family.name for family in FAMILIES]
+    for library in LIBRARIES:
+        try:
+            names += list(library.module().FAMILIES)
+        except ImportError:  # the optional library is not installed
+            continue
+    return names
 
 
 def _encoder_hint(model: nn.Module) -> str:
@@ -66,7 +100,7 @@ def apply_patch(
         adapter: patch with this :class:`~tokenmerge.core.ModelAdapter` instead of finding the family (check a new
             one with :func:`tokenmerge.check_adapter`).
         **settings: the family's settings (``prop_attn``, ``method``, ``seed``, ``trace_source``, ``attention``;
-            ``merge_scope`` for video).
+            ``merge_scope`` for video; ``position_rule`` for rotary-position models).
 
     Raises:
         TypeError: the model's family is not built in (the message names what was found and what to do).
@@ -76,6 +110,9 @@ def apply_patch(
     for family in FAMILIES:
         if isinstance(model, family.model_class):
             return family.patch(model, r, **settings)
+    for library in LIBRARIES:
+        if type(model).__module__.startswith(library.module_prefix):
+            return patch_model(model, library.module().adapter_for(model), r, **settings)
     kind = f"{type(model).__module__}.{type(model).__qualname__}"
     raise TypeError(
         f"tokenmerge.apply_patch does not know {kind}. Built in: {'; '.join(supported_families())}. For another "

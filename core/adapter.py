@@ -35,6 +35,7 @@ from .block import check_block, merging_block_forward
 from .draws import sample_generators
 from .layout import TIMM_BLOCK, BlockLayout
 from .merge import initial_source
+from .positions import POSITION_RULES, Rotary, check_position_rule
 from .schedule import ScheduleSpec, check_schedule, resolve_schedule, tokens_per_layer
 from .state import RANDOM_METHODS, REDUCTIONS, TokenState
 from .unsupported import unsupported_model_reason
@@ -59,6 +60,10 @@ class ModelAdapter:
     required_parts: tuple[str, ...] = ()
     supports: str = "this adapter supports one model family"
     parts_hint: str = ""
+    #: Whether the family's attention rotates queries and keys by token position (RoPE): the adapter then gives
+    #: :meth:`token_positions` and :meth:`rotary`, the positions are merged with the tokens, and RoPE is no reason
+    #: to refuse the model.
+    rotary_positions: bool = False
 
     def check(self, model: nn.Module) -> None:
         """Raise a clear ``TypeError`` if the model cannot be patched: a missing ``required_parts`` attribute, a block
@@ -68,11 +73,11 @@ class ModelAdapter:
         if missing:
             hint = f" {self.parts_hint}" if self.parts_hint else ""
             raise TypeError(f"{self.supports}; {type(model).__name__} lacks {', '.join(missing)}.{hint}")
-        reason = unsupported_model_reason(model)
+        reason = unsupported_model_reason(model, rotary=self.rotary_positions)
         if reason:
             raise TypeError(f"{type(model).__name__} cannot merge tokens: {reason}")
         for i, block in enumerate(self.blocks(model)):
-            check_block(block, where=f"blocks[{i}]", layout=self.layout)
+            check_block(block, where=f"blocks[{i}]", layout=self.layout, rotary=self.rotary_positions)
 
     def blocks(self, model: nn.Module) -> Sequence[nn.Module]:
         """The transformer blocks that merge, in order (default ``model.blocks``)."""
@@ -85,6 +90,16 @@ class ModelAdapter:
     def embed(self, model: nn.Module, inputs: Tensor) -> Tensor:
         """Model input -> [B, N, C] tokens entering the first block (position embeddings added)."""
         raise NotImplementedError
+
+    def token_positions(self, model: nn.Module, x: Tensor) -> Tensor | None:
+        """[B, N, P] coordinates of the tokens x [B, N, C] entering the first block, in the units of the model's
+        rotary embedding (any value for protected tokens); None (default) for a model without RoPE."""
+        return None
+
+    def rotary(self, model: nn.Module, index: int) -> Rotary | None:
+        """Block ``index``'s rotary embedding at given positions (see :class:`~tokenmerge.core.positions.Rotary`);
+        None (default) for a model without RoPE."""
+        return None
 
     def finish(self, model: nn.Module, x: Tensor) -> Tensor:
         """[B, N', C] tokens after the last block -> the model's final features (default: ``model.norm``)."""
@@ -115,6 +130,7 @@ class ModelAdapter:
         method: str,
         groups: int,
         attention: str = "mask",
+        rotary: Rotary | None = None,
     ) -> Tensor:
         """One block with merging, [B, N, C] -> [B, N - r, C] (default: core.merging_block_forward with ``layout``)."""
         return merging_block_forward(
@@ -128,6 +144,7 @@ class ModelAdapter:
             groups=groups,
             layout=self.layout,
             attention=attention,
+            rotary=rotary,
         )
 
 
@@ -146,6 +163,8 @@ class ToMeConfig:
         seed: for the random baselines: None draws from torch's global generator; an int gives every sample its
             own generator seeded from the seed and the sample (:func:`tokenmerge.core.draws.sample_generators`), so
             the numbers do not depend on batching, order or the number of processes.
+        position_rule: in a RoPE model, a merged token's position: "mean" (size-weighted mean of its members') or
+            "destination" (the token it merged into); see :mod:`tokenmerge.core.positions`. Unused without RoPE.
     """
 
     r: ScheduleSpec = 0
@@ -155,6 +174,7 @@ class ToMeConfig:
     merge_scope: str | None = None
     attention: str = "mask"
     seed: int | None = None
+    position_rule: str = POSITION_RULES[0]
     num_layers: int | None = field(default=None, repr=False)
     scopes: tuple[str, ...] | None = field(default=None, repr=False)
 
@@ -165,6 +185,8 @@ class ToMeConfig:
             raise ValueError(f"Unknown method {value!r}; choose one of {sorted(REDUCTIONS)}.")
         elif name == "attention":
             check_kernel(value)
+        elif name == "position_rule":
+            check_position_rule(value)
         elif name == "seed" and value is not None and (isinstance(value, bool) or not isinstance(value, int)):
             raise TypeError(f"seed must be an int or None; got {value!r}.")
         elif name in ("prop_attn", "trace_source") and not isinstance(value, bool):
@@ -244,10 +266,11 @@ class ToMeHandle:
         x = adapter.embed(model, inputs)
         traced = config.trace_source if trace_source is None else trace_source
         state = TokenState.start(x, attention_mask, trace_source=traced)
+        state.positions, state.position_rule = adapter.token_positions(model, x), config.position_rule
         if config.seed is not None and config.method in RANDOM_METHODS:
             state.generator = sample_generators(config.seed, inputs, device=x.device)
         groups, protected = adapter.num_groups(model, self.merge_scope), self.protected
-        for block, r in zip(adapter.blocks(model), self.schedule(x.shape[1])):
+        for index, (block, r) in enumerate(zip(adapter.blocks(model), self.schedule(x.shape[1]))):
             x = adapter.block_forward(
                 block,
                 x,
@@ -258,6 +281,7 @@ class ToMeHandle:
                 method=config.method,
                 groups=groups,
                 attention=config.attention,
+                rotary=adapter.rotary(model, index),
             )
         return adapter.finish(model, x), state
 
@@ -384,6 +408,7 @@ def patch_model(
     merge_scope: str | None = None,
     attention: str = "mask",
     seed: int | None = None,
+    position_rule: str = POSITION_RULES[0],
 ) -> ToMeHandle:
     """Make ``model`` merge tokens, as ``adapter`` describes it; returns the handle (``handle.remove()`` undoes it).
 
@@ -402,6 +427,7 @@ def patch_model(
             extra head channels, so SDPA runs without a mask, e.g. on its CUDA flash kernel; see
             :mod:`tokenmerge.core.attention`).
         seed: the random baselines' seed (None: torch's global generator; see :class:`ToMeConfig`).
+        position_rule: a merged token's position in a RoPE model, "mean" or "destination" (see :class:`ToMeConfig`).
     """
     config = ToMeConfig(
         r=r,
@@ -411,6 +437,7 @@ def patch_model(
         merge_scope=merge_scope,
         attention=attention,
         seed=seed,
+        position_rule=position_rule,
     )
     return ToMeHandle(model, adapter, config)
 

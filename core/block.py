@@ -12,19 +12,22 @@ would call it. Padding tokens (size 0, see :class:`~tokenmerge.core.state.TokenS
 
 from __future__ import annotations
 
+import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
 from .attention import biased_attention
 from .layout import TIMM_BLOCK, BlockLayout
+from .positions import Rotary
 from .scope import grouped_reduction
 from .state import TokenState, get_reduction
 from .unsupported import unsupported_reason
 
 
-def check_block(block: nn.Module, where: str = "block", layout: BlockLayout = TIMM_BLOCK) -> None:
-    """Raise a clear ``TypeError`` unless :func:`merging_block_forward` can drive ``block`` with ``layout``."""
-    reason = unsupported_reason(block)
+def check_block(block: nn.Module, where: str = "block", layout: BlockLayout = TIMM_BLOCK, rotary: bool = False) -> None:
+    """Raise a clear ``TypeError`` unless :func:`merging_block_forward` can drive ``block`` with ``layout``
+    (``rotary``: the adapter carries token positions for the block's rotary embedding, so RoPE is allowed)."""
+    reason = unsupported_reason(block, rotary=rotary)
     if reason:
         raise TypeError(f"{where} ({type(block).__name__}) cannot merge tokens: {reason}")
     missing = layout.missing(block)
@@ -65,6 +68,17 @@ def multihead_attention_projections(attention: nn.MultiheadAttention, x: Tensor)
     return tuple(F.linear(x, w, b) for w, b in zip(weights, bias))
 
 
+def _fused_qkv(block: nn.Module, layout: BlockLayout, x: Tensor) -> Tensor:
+    """The fused projection [B, N, 3*H*D], with the separate ``qkv_bias`` tensors added where the layout names them."""
+    projection = layout.module(block, "qkv")
+    biases = layout.tensors(block, "qkv_bias")
+    if not biases or all(b is None for b in biases):
+        return projection(x)
+    width = projection.weight.shape[0] // 3
+    bias = torch.cat([x.new_zeros(width) if b is None else b.to(x.dtype) for b in biases])
+    return F.linear(x, projection.weight, bias if projection.bias is None else projection.bias + bias)
+
+
 def _attention_dropout(block: nn.Module, layout: BlockLayout) -> float:
     """The attention-probability dropout while training: ``attn_dropout.p``, else a ``nn.MultiheadAttention``'s
     ``dropout``; 0 in eval mode."""
@@ -79,7 +93,13 @@ def _attention_dropout(block: nn.Module, layout: BlockLayout) -> float:
 
 
 def attention_with_metric(
-    block: nn.Module, x: Tensor, bias: Tensor | None, layout: BlockLayout = TIMM_BLOCK, kernel: str = "mask"
+    block: nn.Module,
+    x: Tensor,
+    bias: Tensor | None,
+    layout: BlockLayout = TIMM_BLOCK,
+    kernel: str = "mask",
+    rotary: Rotary | None = None,
+    positions: Tensor | None = None,
 ) -> tuple[Tensor, Tensor]:
     """The block's multi-head self-attention with an additive score bias, also returning the ToMe metric.
 
@@ -90,14 +110,17 @@ def attention_with_metric(
             :meth:`TokenState.attention_bias`), or None for plain attention.
         layout: where the block's pieces are.
         kernel: how attention adds the log-size bias, "mask" or "folded" (see :mod:`tokenmerge.core.attention`).
+        rotary: the block's rotary embedding (RoPE), applied to queries and keys after the q/k norms; or None.
+        positions: [B, N, P] the tokens' coordinates for ``rotary``.
 
     Returns:
-        (out [B, N, C], metric [B, N, D]): the attention branch after ``attn_out``, and keys averaged over heads.
+        (out [B, N, C], metric [B, N, D]): the attention branch after ``attn_out``, and keys averaged over heads
+        (before any rotation: the metric compares content, not position).
     """
     batch, tokens, _ = x.shape
     heads = layout.heads(block)
     if layout.qkv is not None:
-        qkv = layout.module(block, "qkv")(x).reshape(batch, tokens, 3, heads, -1).permute(2, 0, 3, 1, 4)
+        qkv = _fused_qkv(block, layout, x).reshape(batch, tokens, 3, heads, -1).permute(2, 0, 3, 1, 4)
         q, k, v = qkv.unbind(0)
     elif layout.multihead_attention is not None:
         projected = multihead_attention_projections(layout.module(block, "multihead_attention"), x)
@@ -112,6 +135,9 @@ def attention_with_metric(
         q = q_norm(q)
     if k_norm is not None:
         k = k_norm(k)
+    metric = k.mean(1)
+    if rotary is not None:
+        q, k = rotary(q, k, positions)
     out = biased_attention(q, k, v, bias, dropout_p=_attention_dropout(block, layout), kernel=kernel)
     out = out.transpose(1, 2).reshape(batch, tokens, -1)
     heads_norm, gate = layout.module(block, "heads_norm"), layout.module(block, "gate")
@@ -119,7 +145,7 @@ def attention_with_metric(
         out = heads_norm(out)
     if gate is not None:
         out = out * gate(x).sigmoid()
-    return _apply(layout.modules(block, "attn_out"), out), k.mean(1)
+    return _apply(layout.modules(block, "attn_out"), out), metric
 
 
 def merging_block_forward(
@@ -134,6 +160,7 @@ def merging_block_forward(
     groups: int = 1,
     layout: BlockLayout = TIMM_BLOCK,
     attention: str = "mask",
+    rotary: Rotary | None = None,
 ) -> Tensor:
     """One block with merging between attention and MLP.
 
@@ -149,25 +176,34 @@ def merging_block_forward(
             as a video's frames, see :mod:`tokenmerge.core.scope`); r must then be a multiple of it.
         layout: where the block's pieces are and whether it is pre-norm or post-norm.
         attention: how attention adds the log-size bias, "mask" or "folded" (see :mod:`tokenmerge.core.attention`).
+        rotary: the block's rotary embedding, applied at ``state.positions`` (a RoPE model); or None.
 
     Returns:
         [B, N - r, C].
     """
+    if rotary is not None and state.positions is None:
+        raise ValueError("A block with a rotary embedding needs the token positions (TokenState.positions).")
     bias = state.attention_bias(prop_attn, x.dtype)
     attn_norm, mlp_norm = layout.module(block, "attn_norm"), layout.module(block, "mlp_norm")
     attn_residual, mlp_residual = layout.modules(block, "attn_residual"), layout.modules(block, "mlp_residual")
     mlp = layout.modules(block, "mlp")
+    attn_gamma, mlp_gamma = layout.module(block, "attn_gamma"), layout.module(block, "mlp_gamma")
+    attn_in = attn_norm(x) if layout.norm_first else x
+    attn_out, metric = attention_with_metric(block, attn_in, bias, layout, attention, rotary, state.positions)
+    if attn_gamma is not None:
+        attn_out = attn_gamma * attn_out
     if layout.norm_first:
-        attn_out, metric = attention_with_metric(block, attn_norm(x), bias, layout, attention)
         x = x + _apply(attn_residual, attn_out)
     else:
-        attn_out, metric = attention_with_metric(block, x, bias, layout, attention)
         x = attn_norm(x + _apply(attn_residual, attn_out))
     if r > 0:
         reduction = grouped_reduction(
             get_reduction(method, state.generator), metric, r, protected=protected, groups=groups, padding=state.padding
         )
         x = state.merge(reduction, x)
+    mlp_out = _apply(mlp, mlp_norm(x) if layout.norm_first else x)
+    if mlp_gamma is not None:
+        mlp_out = mlp_gamma * mlp_out
     if layout.norm_first:
-        return x + _apply(mlp_residual, _apply(mlp, mlp_norm(x)))
-    return mlp_norm(x + _apply(mlp_residual, _apply(mlp, x)))
+        return x + _apply(mlp_residual, mlp_out)
+    return mlp_norm(x + _apply(mlp_residual, mlp_out))

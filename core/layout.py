@@ -20,10 +20,13 @@ from __future__ import annotations
 from dataclasses import dataclass, fields
 from operator import attrgetter
 
+import torch
 from torch import nn
 
 #: Fields that name one optional submodule: an attribute set to None means "this block has none".
 OPTIONAL_PARTS = ("q_norm", "k_norm", "heads_norm", "gate", "attn_dropout")
+#: Fields that name tensors (parameters or buffers), not modules; an attribute set to None means "none".
+TENSOR_PARTS = ("qkv_bias", "attn_gamma", "mlp_gamma")
 
 
 @dataclass(frozen=True)
@@ -50,6 +53,10 @@ class BlockLayout:
         attn_residual: modules applied to the attention branch before the residual add (LayerScale, DropPath).
         mlp: modules applied in order to the MLP's input (one ``Mlp`` module, or dense/activation/dense).
         mlp_residual: modules applied to the MLP branch before the residual add.
+        qkv_bias: for a bias-free fused ``qkv``, the paths of the query, key and value biases [H*D] added to it
+            (BEiT and EVA keep ``q_bias``, ``k_bias``, ``v_bias`` apart); () for none. A path may hold None.
+        attn_gamma, mlp_gamma: optional LayerScale tensors [C] (EVA's ``gamma_1``, ``gamma_2``) that multiply the
+            attention and MLP branches before the ``*_residual`` modules; a path may hold None.
         absent_ok: optional fields whose attribute may be missing altogether (for blocks from library versions
             that lack it); any other path that does not resolve is reported, so a typo cannot go unnoticed.
     """
@@ -72,6 +79,9 @@ class BlockLayout:
     attn_dropout: str | None = None
     attn_residual: tuple[str, ...] = ()
     mlp_residual: tuple[str, ...] = ()
+    qkv_bias: tuple[str, ...] = ()
+    attn_gamma: str | None = None
+    mlp_gamma: str | None = None
     absent_ok: tuple[str, ...] = ()
 
     def __post_init__(self) -> None:
@@ -88,7 +98,9 @@ class BlockLayout:
             )
         if not self.attn_out or not self.mlp:
             raise ValueError("BlockLayout needs attn_out (at least the output projection) and mlp modules.")
-        for name in ("attn_out", "mlp", "attn_residual", "mlp_residual", "absent_ok"):
+        if self.qkv_bias and (self.qkv is None or len(self.qkv_bias) != 3):
+            raise ValueError("BlockLayout.qkv_bias names three biases (query, key, value) of a fused qkv projection.")
+        for name in ("attn_out", "mlp", "attn_residual", "mlp_residual", "qkv_bias", "absent_ok"):
             if isinstance(getattr(self, name), str):
                 raise TypeError(f"BlockLayout.{name} is a tuple of paths; write ({getattr(self, name)!r},).")
 
@@ -114,7 +126,7 @@ class BlockLayout:
         for name, path in self.paths().items():
             if name in self.absent_ok:
                 continue
-            if name in OPTIONAL_PARTS:
+            if _field(name) in OPTIONAL_PARTS + TENSOR_PARTS:
                 parent, _, last = path.rpartition(".")
                 holder = _lookup(block, parent) if parent else block
                 if holder is None or not hasattr(holder, last):
@@ -131,6 +143,10 @@ class BlockLayout:
             return f"num_heads={self.num_heads!r} gives {heads!r}, not a positive int"
         for name, path in self.paths().items():
             part = _lookup(block, path)
+            if _field(name) in TENSOR_PARTS:
+                if part is not None and not isinstance(part, torch.Tensor):
+                    return f"{name}={path!r} is a {type(part).__name__}, not a tensor (name the parameter itself)"
+                continue
             if name != "num_heads" and part is not None and not callable(part):
                 kind = type(part).__name__
                 return f"{name}={path!r} is a {kind}, not a module that can be called (name the module that holds it)"
@@ -147,6 +163,10 @@ class BlockLayout:
         """The submodule (or value) ``name`` points at, or None where an optional part is absent."""
         path = getattr(self, name)
         return None if path is None else _lookup(block, path)
+
+    def tensors(self, block: nn.Module, name: str) -> list:
+        """The tensors of a tuple field of tensors (``qkv_bias``), in order; entries may be None."""
+        return [_lookup(block, path) for path in getattr(self, name)]
 
     def modules(self, block: nn.Module, name: str) -> list[nn.Module]:
         """The modules of a tuple field (``attn_out``, ``mlp``, ``*_residual``), in order."""
@@ -166,6 +186,11 @@ def _multihead_attention_problem(attention, path: str) -> str | None:
     if attention.kdim != attention.embed_dim or attention.vdim != attention.embed_dim:
         return f"{path!r} has other key/value widths (kdim, vdim): it is cross-attention, not self-attention"
     return None
+
+
+def _field(name: str) -> str:
+    """The field a :meth:`BlockLayout.paths` key belongs to (``"mlp[1]"`` -> ``"mlp"``)."""
+    return name.partition("[")[0]
 
 
 def _lookup(block: nn.Module, path: str):

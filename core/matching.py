@@ -24,7 +24,8 @@ from torch import Tensor
 from .draws import Generators, uniform
 from .merge import exact_dtype, initial_size
 
-MERGE_MODES = ("mean", "sum", "amax", "amin", "prod")
+#: ``scatter_reduce`` reductions, and "keep": the B token keeps its own value (the merged A token's is discarded).
+MERGE_MODES = ("mean", "sum", "amax", "amin", "prod", "keep")
 
 
 def max_merge(num_tokens: int, protected: int = 0) -> int:
@@ -77,8 +78,9 @@ class Matching:
 
         Args:
             x: [B, N, C] tokens (or sizes [B, N, 1], or a source map [B, N, N_orig]).
-            mode: a ``scatter_reduce`` reduction: "mean", "sum", "amax", "amin" or "prod".
-                "mean" averages without weights; use :func:`merge_wavg` for size-weighted averages.
+            mode: a ``scatter_reduce`` reduction: "mean", "sum", "amax", "amin" or "prod", or "keep" (each B token
+                keeps its own value). "mean" averages without weights; use :func:`merge_wavg` for size-weighted
+                averages.
 
         Returns:
             [B, N - r, C]: ``[protected | unmerged A | B]``.
@@ -91,6 +93,8 @@ class Matching:
         batch, _, channels = x.shape
         prot, a, b = self._split(x)
         unm = a.gather(1, self.unm_idx.expand(batch, -1, channels))
+        if mode == "keep":
+            return torch.cat([prot, unm, b], dim=1)
         src = a.gather(1, self.src_idx.expand(batch, -1, channels))
         dst = b.scatter_reduce(1, self.dst_idx.expand(batch, -1, channels), src, reduce=mode, include_self=True)
         return torch.cat([prot, unm, dst], dim=1)

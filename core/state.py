@@ -18,6 +18,7 @@ from .draws import Generators
 from .dropping import random_token_dropping
 from .matching import bipartite_soft_matching, random_bipartite_matching
 from .merge import TokenReduction, exact_dtype, merge_source, merge_wavg
+from .positions import merge_positions
 
 #: Token reduction methods by name: ToMe itself and the two ablation baselines.
 REDUCTIONS: dict[str, Callable[..., TokenReduction]] = {
@@ -54,6 +55,9 @@ class TokenState:
             weigh 0 in pooling.
         generator: where the random baselines draw from: None (torch's global generator) or one generator per
             sample (see :func:`tokenmerge.core.draws.sample_generators`).
+        positions: [B, N, P] the tokens' coordinates for a rotary position embedding, or None (a model without
+            RoPE); merged by ``position_rule`` (see :mod:`tokenmerge.core.positions`).
+        position_rule: "mean" or "destination".
     """
 
     size: Tensor | None = None
@@ -61,6 +65,8 @@ class TokenState:
     trace_source: bool = False
     padded: bool = False
     generator: Generators = None
+    positions: Tensor | None = None
+    position_rule: str = "mean"
 
     @classmethod
     def start(cls, x: Tensor, attention_mask: Tensor | None = None, trace_source: bool = False) -> TokenState:
@@ -94,11 +100,13 @@ class TokenState:
         return size_bias(self.size, dtype, proportional)
 
     def merge(self, reduction: TokenReduction, x: Tensor) -> Tensor:
-        """Apply ``reduction`` to x [B, N, C]; updates size (and source); returns [B, N - r, C]."""
+        """Apply ``reduction`` to x [B, N, C]; updates size (and source, positions); returns [B, N - r, C]."""
         if reduction.r == 0:
             return x
         if self.trace_source:
             self.source = merge_source(reduction, x, self.source)
+        if self.positions is not None:
+            self.positions = merge_positions(reduction, self.positions, self.size, self.position_rule)
         x, self.size = merge_wavg(reduction, x, self.size)
         return x
 

@@ -28,10 +28,11 @@ CROSS_ATTENTION = (
     "self-attention-only encoder instead."
 )
 ROTARY = (
-    "rotary position embeddings (RoPE: timm's EVA-02 and *_rope ViTs, DINOv3-style models) rotate every query and "
-    "key by its token's grid position inside each attention; after a merge a token holds patches from several "
-    "positions, so it has no single rotation, and the patched attention would apply none (a silently wrong "
-    "output). Merging in RoPE models is not supported yet; use a model with absolute position embeddings."
+    "rotary position embeddings (RoPE) rotate every query and key by its token's position inside each attention, "
+    "and this adapter does not carry token positions, so the patched attention would rotate by none (a silently "
+    "wrong output). tokenmerge.apply_patch merges in timm's RoPE models (EVA-02, *_rope ViTs) by carrying each "
+    "token's position; for another RoPE model give its ModelAdapter token_positions and rotary "
+    "(tokenmerge.core.positions)."
 )
 CAUSAL = (
     "the block's attention is causal (a decoder: each token sees only earlier ones); merging mixes positions, and "
@@ -64,11 +65,11 @@ UNSUPPORTED_MODEL_PARTS = (
 PASSED_IN = ((("rope", "rotary", "freqs", "position_embeddings"), ROTARY), (("pos", "bias"), RELATIVE_POSITIONS))
 
 
-def unsupported_reason(block: nn.Module) -> str | None:
+def unsupported_reason(block: nn.Module, rotary: bool = False) -> str | None:
     """Why ``block`` cannot merge tokens (grid-tied relative position bias, rotary position embeddings, window
     attention, cross-attention, causal attention, positions or a bias passed into its forward), one sentence per
-    design found in it or its submodules;
-    None when there is none."""
+    design found in it or its submodules; None when there is none. ``rotary``: the adapter carries token positions
+    for the block's rotary embedding, so RoPE is no reason."""
     reasons = {}
     for name, module in block.named_modules():
         where = f"{name}." if name else ""
@@ -84,13 +85,16 @@ def unsupported_reason(block: nn.Module) -> str | None:
             if any(f in parameter for f in fragments):
                 reasons.setdefault(reason, f"forward({parameter}=...)")
                 break
-    return " Also: ".join(f"{where} found: {reason}" for reason, where in reasons.items()) or None
+    found = [f"{where} found: {reason}" for reason, where in reasons.items() if not (rotary and reason is ROTARY)]
+    return " Also: ".join(found) or None
 
 
-def unsupported_model_reason(model: nn.Module) -> str | None:
+def unsupported_model_reason(model: nn.Module, rotary: bool = False) -> str | None:
     """Why ``model`` as a whole cannot merge tokens (positions shared by all blocks: a relative position bias or a
-    rotary embedding), or None."""
+    rotary embedding, unless ``rotary``: the adapter carries token positions), or None."""
     for marker, reason in UNSUPPORTED_MODEL_PARTS:
+        if rotary and reason is ROTARY:
+            continue
         if _has_design(model, marker):
             return f"{marker} found: {reason}"
     return None

@@ -7,12 +7,14 @@ here) over the core's machinery.
 
 from __future__ import annotations
 
+from timm.models.eva import Eva
 from torch import Tensor, nn
 
-from tokenmerge.adapters import TimmViTAdapter
+from tokenmerge.adapters import EvaAdapter, TimmViTAdapter
 from tokenmerge.core import ScheduleSpec, ToMeHandle, patch_model
+from tokenmerge.core.positions import POSITION_RULES
 
-__all__ = ["TimmViTAdapter", "apply_patch", "merged_source"]
+__all__ = ["EvaAdapter", "TimmViTAdapter", "apply_patch", "merged_source"]
 
 
 def apply_patch(
@@ -24,6 +26,7 @@ def apply_patch(
     method: str = "tome",
     attention: str = "mask",
     seed: int | None = None,
+    position_rule: str = POSITION_RULES[0],
 ) -> ToMeHandle:
     """Make a timm VisionTransformer merge tokens; returns a handle (``handle.remove()`` undoes it).
 
@@ -31,7 +34,8 @@ def apply_patch(
     the previous patch (the old handle becomes inactive).
 
     Args:
-        model: a timm ``VisionTransformer`` (or subclass such as DeiT's distilled model).
+        model: a timm ``VisionTransformer`` (or subclass such as DeiT's distilled model), or a timm ``Eva`` (EVA-02,
+            rotary-position ``vit_*_rope*``; :class:`~tokenmerge.adapters.EvaAdapter`).
         r: tokens merged per block: int >= 0, per-layer list, (r, inflection) ramp or float ratio in [0, 0.5].
         prop_attn: proportional attention; True for supervised models, False for off-the-shelf MAE models.
         trace_source: record which input patches each token holds (``handle.forward_tokens`` returns it).
@@ -40,6 +44,8 @@ def apply_patch(
             so SDPA can use its CUDA flash kernel; see :mod:`tokenmerge.core.attention`).
         seed: the random baselines' seed: None draws from torch's global generator; an int gives every sample its
             own draws (the same in any batch or process; see :class:`tokenmerge.core.ToMeConfig`).
+        position_rule: for rotary-position models, a merged token's position: "mean" (size-weighted mean of its
+            members') or "destination" (see :mod:`tokenmerge.core.positions`).
 
     Example:
         >>> model = timm.create_model("vit_small_patch16_224")
@@ -49,13 +55,14 @@ def apply_patch(
     """
     return patch_model(
         model,
-        TimmViTAdapter(),
+        EvaAdapter() if isinstance(model, Eva) else TimmViTAdapter(),
         r,
         prop_attn=prop_attn,
         trace_source=trace_source,
         method=method,
         attention=attention,
         seed=seed,
+        position_rule=position_rule,
     )
 
 

@@ -65,16 +65,16 @@ MUTANTS = (
         "metric from the block input",
         "tokenmerge.core.block",
         "attention_with_metric",
-        'layout.modules(block, "attn_out"), out), k.mean(1)',
-        'layout.modules(block, "attn_out"), out), x',
+        "metric = k.mean(1)",
+        "metric = x",
         (REFERENCE,),
     ),
     Mutant(
         "metric from the queries",
         "tokenmerge.core.block",
         "attention_with_metric",
-        'layout.modules(block, "attn_out"), out), k.mean(1)',
-        'layout.modules(block, "attn_out"), out), q.mean(1)',
+        "metric = k.mean(1)",
+        "metric = q.mean(1)",
         (REFERENCE,),
     ),
     Mutant(
@@ -132,6 +132,22 @@ MUTANTS = (
         "size = attention_mask.to(x.device).bool()[..., None]",
         "size = torch.ones_like(attention_mask, device=x.device).bool()[..., None]",
         (REFERENCE, "tests/core/test_layout.py"),
+    ),
+    Mutant(
+        "merged positions averaged without sizes",
+        "tokenmerge.core.positions",
+        "merge_positions",
+        "None if size is None else size.to(positions.dtype)",
+        "None",
+        ("tests/adapters/test_timm_eva.py",),
+    ),
+    Mutant(
+        "metric from the rotated keys",
+        "tokenmerge.core.block",
+        "attention_with_metric",
+        "metric = k.mean(1)\n    if rotary is not None:\n        q, k = rotary(q, k, positions)",
+        "if rotary is not None:\n        q, k = rotary(q, k, positions)\n    metric = k.mean(1)",
+        ("tests/adapters/test_timm_eva.py",),
     ),
 )
 BY_NAME = {mutant.name: mutant for mutant in MUTANTS}

@@ -187,7 +187,9 @@ def layer_scale(x: Tensor, gamma: Tensor | None) -> Tensor:
     return x if gamma is None else x * gamma
 
 
-def attention(parts: BlockParts, x: Tensor, size: Tensor, prop_attn: bool) -> tuple[Tensor, Tensor]:
+def attention(
+    parts: BlockParts, x: Tensor, size: Tensor, prop_attn: bool, rotate: Callable[[Tensor], Tensor] | None = None
+) -> tuple[Tensor, Tensor]:
     """Multi-head self-attention of one sample, with proportional attention (Eq. 1), and the ToMe metric.
 
     Args:
@@ -195,6 +197,8 @@ def attention(parts: BlockParts, x: Tensor, size: Tensor, prop_attn: bool) -> tu
         x: [N, C] the attention's input.
         size: [N] token sizes; a key of size 0 (padding) gets no attention whether ``prop_attn`` is on or off.
         prop_attn: add log(size_j) to the scores of every key j.
+        rotate: a rotary position embedding, [H, N, D] -> [H, N, D], applied to queries and keys after their norms
+            (the metric stays the keys before it), or None.
 
     Returns:
         (out [N, C] after the output projection, metric [N, D] the keys averaged over heads).
@@ -207,6 +211,9 @@ def attention(parts: BlockParts, x: Tensor, size: Tensor, prop_attn: bool) -> tu
         q = parts.q_norm(q)
     if parts.k_norm is not None:
         k = parts.k_norm(k)
+    metric = k.mean(0)
+    if rotate is not None:
+        q, k = rotate(q), rotate(k)
     key_bias = torch.zeros(tokens, dtype=x.dtype)
     for j in range(tokens):
         if size[j] == 0:
@@ -218,7 +225,7 @@ def attention(parts: BlockParts, x: Tensor, size: Tensor, prop_attn: bool) -> tu
         scores = q[h] @ k[h].T / math.sqrt(q.shape[-1]) + key_bias  # [N, N]: row i attends to key j
         head_outputs.append(torch.softmax(scores, dim=-1) @ v[h])  # [N, D]
     out = linear(torch.cat(head_outputs, dim=-1), parts.out_weight, parts.out_bias)
-    return out, k.mean(0)
+    return out, metric
 
 
 def best_edge(i: int, set_b: list[int], similarity: list[list[float]], padding: list[bool]) -> tuple[tuple, int]:

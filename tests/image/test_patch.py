@@ -231,15 +231,15 @@ def test_seeded_random_baselines_draw_per_sample(method):
     torch.testing.assert_close(model(x), batched)
 
 
-def test_rotary_position_vits_are_refused_with_the_reason():
+def test_rotary_position_vits_patch_with_their_positions_and_a_plain_layout_is_refused():
     import timm
 
     from tokenmerge.core import BlockLayout, check_block
 
     eva = timm.create_model("vit_small_patch16_rope_224", pretrained=False, img_size=32, patch_size=8, depth=1)
-    with pytest.raises(TypeError, match="rotary position embeddings"):
-        apply_patch(eva, r=2)
-    # A user's own layout over EVA's block (which takes the rotation as an argument) is refused for the same reason.
+    assert type(apply_patch(eva, r=2).adapter).__name__ == "EvaAdapter"  # positions carried (tests/adapters)
+    # A user's own layout over EVA's block (which takes the rotation as an argument), without the positions the
+    # rotation needs, is refused with the reason.
     own_layout = BlockLayout(
         norm_first=True,
         attn_norm="norm1",
@@ -249,5 +249,5 @@ def test_rotary_position_vits_are_refused_with_the_reason():
         attn_out=("attn.proj",),
         mlp=("mlp",),
     )
-    with pytest.raises(TypeError, match=r"rotary position embeddings"):
+    with pytest.raises(TypeError, match=r"rotary position embeddings .* token_positions and rotary"):
         check_block(eva.blocks[0], "blocks[0]", own_layout)

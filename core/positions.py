@@ -1,0 +1,62 @@
+"""Token positions for rotary position embeddings (RoPE): carried with the tokens and merged with them.
+
+A RoPE model rotates every query and key by its token's position inside every attention (timm's EVA-02 and
+``*_rope`` ViTs). Merging moves tokens, so each token's position travels in the :class:`TokenState` as coordinates
+[B, N, P] (in the model's own rotary units, e.g. its grid's row and column), is merged with the tokens, and every
+block rotates by the merged positions with the model's own rotary embedding (a :class:`Rotary` from the adapter).
+A merged token's position follows one of two rules:
+
+* ``"mean"``: the size-weighted mean of its members' coordinates (where its patches are on average);
+* ``"destination"``: the position of the token it merged into (ToMe's B token keeps its own; a position that
+  exists on the grid).
+
+The rotary angles are linear in the coordinates, so with ``"mean"`` a token's angles are its members' mean angles.
+Coordinates stay in float32 (float64 for float64 tokens) whatever the token dtype. The similarity metric is the
+keys before rotation (content, not position).
+"""
+
+from __future__ import annotations
+
+from typing import Protocol
+
+from torch import Tensor
+
+from .merge import TokenReduction, exact_dtype, merge_wavg
+
+#: How a merged token's position is made from its members' (see the module docstring); the first is the default.
+POSITION_RULES = ("mean", "destination")
+
+
+class Rotary(Protocol):
+    """One block's rotary embedding at given token positions.
+
+    ``rotary(q, k, positions) -> (q, k)`` with q, k [B, H, N, D] (after any q/k norm) and positions [B, N, P];
+    it leaves the protected tokens as the model does (timm does not rotate prefix tokens).
+    """
+
+    def __call__(self, q: Tensor, k: Tensor, positions: Tensor) -> tuple[Tensor, Tensor]: ...
+
+
+def check_position_rule(rule: str) -> None:
+    """Raise a clear ``ValueError`` unless ``rule`` is one of :data:`POSITION_RULES`."""
+    if rule not in POSITION_RULES:
+        raise ValueError(f"Unknown position_rule {rule!r}; choose one of {list(POSITION_RULES)}.")
+
+
+def merge_positions(reduction: TokenReduction, positions: Tensor, size: Tensor | None, rule: str = "mean") -> Tensor:
+    """Positions of the merged tokens.
+
+    Args:
+        reduction: the matching being applied to the tokens.
+        positions: [B, N, P] coordinates of the tokens before the merge.
+        size: [B, N, 1] the tokens' sizes before the merge (None: all 1).
+        rule: "mean" (size-weighted mean of the members') or "destination" (the destination token's own).
+
+    Returns:
+        [B, N - r, P] in float32 (float64 for float64 positions).
+    """
+    check_position_rule(rule)
+    positions = positions.to(exact_dtype(positions.dtype))
+    if rule == "destination":
+        return reduction.merge(positions, mode="keep")
+    return merge_wavg(reduction, positions, None if size is None else size.to(positions.dtype))[0]
