@@ -8,6 +8,10 @@ Each module says how one family of models embeds its input, which tokens are pro
 * :class:`TorchvisionViTAdapter`: torchvision's ``VisionTransformer`` (``nn.MultiheadAttention`` blocks).
 * :class:`TransformerEncoderAdapter`: models built on ``nn.TransformerEncoder`` (subclass for embed and head).
 
+Families of optional libraries live in modules of their own, imported only for their models (by
+``tokenmerge.apply_patch``, or by you): ``tokenmerge.adapters.open_clip`` (OpenCLIP image towers; extra ``clip``) and
+``tokenmerge.adapters.hugging_face`` (Hugging Face transformers; extra ``text``).
+
 :func:`check_adapter` checks any adapter against its model (``tokenmerge.check_adapter``).
 """
 

@@ -1,6 +1,6 @@
 """Train the embedded rotary-position ViT (fixed seed; reproduces ``image/weights/photo_rope_vit.safetensors``).
 
-    python -m tokenmerge.image.train_rope_embedded [--steps 1500] [--out PATH]
+    python -m tokenmerge.image.train_rope_embedded [--steps 800] [--out PATH]
 
 It starts from the embedded ViT's weights (``image/weights/photo_vit.safetensors``: same patch embedding, blocks and
 head; its absolute position embedding is left out, so the model must learn positions from the rotation), then
@@ -33,7 +33,7 @@ from .rope_embedded import WEIGHTS, create_rope_model, save_rope_model
 from .train_embedded import train_transform, validation_set
 
 DEFAULT_OUT = Path("results/train_embedded/photo_rope_vit.safetensors")
-RECIPE = EmbeddedRecipe(steps=1500, batch_size=64, lr=5e-4, warmup=100, eval_every=250)
+RECIPE = EmbeddedRecipe(steps=800, batch_size=64, lr=5e-4, warmup=100, eval_every=200)
 #: Keys of the embedded ViT that the RoPE model has no place for.
 DROPPED_KEYS = ("pos_embed",)
 
