@@ -158,7 +158,15 @@ def check_adapter(
 
     Returns:
         An :class:`AdapterReport`; ``str(report)`` says what was found and what to fix.
+
+    Raises:
+        ValueError: the model is patched already (check the unpatched model).
     """
+    if "forward" in model.__dict__:
+        raise ValueError(
+            f"check_adapter compares the adapter with the model's own forward, but this {type(model).__name__} is "
+            "patched already (its forward is an instance attribute): call handle.remove() first."
+        )
     twin = _perturbed_copy(model, seed)
     inputs = example_input.double() if example_input.is_floating_point() else example_input
     blocks = list(adapter.blocks(twin))

@@ -3,6 +3,7 @@ weights hide it (LayerScale starts at 1)."""
 
 import dataclasses
 
+import pytest
 import torch
 from timm.models.vision_transformer import VisionTransformer
 
@@ -56,3 +57,10 @@ def test_a_layout_without_layer_scale_is_caught_although_random_weights_hide_it(
 def test_a_wrong_embed_is_named():
     report = tokenmerge.check_adapter(_vit(), WithoutPositions(), torch.randn(2, 3, 32, 32))
     assert not report.ok and any("adapter.embed differs" in problem for problem in report.problems)
+
+
+def test_a_patched_model_is_refused_with_what_to_do():
+    model = VisionTransformer(img_size=16, patch_size=8, embed_dim=16, depth=1, num_heads=2, num_classes=2)
+    handle = tokenmerge.apply_patch(model, r=1)
+    with pytest.raises(ValueError, match="patched already .* handle.remove"):
+        tokenmerge.check_adapter(model, handle.adapter, torch.randn(1, 3, 16, 16))
