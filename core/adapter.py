@@ -60,6 +60,9 @@ class ModelAdapter:
     required_parts: tuple[str, ...] = ()
     supports: str = "this adapter supports one model family"
     parts_hint: str = ""
+    #: Keyword inputs of the model's own forward that the patched forward hands to :meth:`embed` in a dict beside the
+    #: main input (``{"input_ids": ..., "token_type_ids": ...}``); others are refused with what to do.
+    input_keywords: tuple[str, ...] = ()
     #: Whether the family's attention rotates queries and keys by token position (RoPE): the adapter then gives
     #: :meth:`token_positions` and :meth:`rotary`, the positions are merged with the tokens, and RoPE is no reason
     #: to refuse the model.
@@ -316,24 +319,48 @@ class ToMeHandle:
 
 @dataclass(eq=False)
 class _PatchedForward:
-    """Instance-level ``model.forward`` while patched (a picklable callable, not a closure)."""
+    """Instance-level ``model.forward`` while patched (a picklable callable, not a closure).
+
+    Takes the model input positionally or as ``input_ids=`` / ``pixel_values=`` (the Hugging Face names), an
+    ``attention_mask``, the adapter's ``input_keywords`` (handed to ``embed`` in a dict) and ``return_dict`` (False:
+    the output object's ``to_tuple()``, as Hugging Face models return); anything else is refused with what to do.
+    """
 
     handle: ToMeHandle = field(repr=False)
 
-    def __call__(self, x=None, *args, attention_mask: Tensor | None = None, input_ids=None, **kwargs) -> Tensor:
+    def __call__(
+        self,
+        x=None,
+        *args,
+        attention_mask: Tensor | None = None,
+        input_ids=None,
+        pixel_values=None,
+        return_dict: bool | None = None,
+        **kwargs,
+    ):
+        inputs = next((v for v in (x, input_ids, pixel_values) if v is not None), None)
+        if inputs is None:
+            raise ValueError(
+                "The patched forward needs the model input: model(inputs), model(input_ids=...) or "
+                "model(pixel_values=...)."
+            )
+        keywords = self.handle.adapter.input_keywords
+        passed = {name: kwargs.pop(name) for name in keywords if kwargs.get(name) is not None}
         extra = [a for a in (*args, *kwargs.values()) if a is not None and a is not False]
         if extra:
             names = ", ".join(name for name, value in kwargs.items() if value is not None and value is not False)
+            accepted = "".join(f", {name}" for name in keywords)
             raise ValueError(
-                f"The patched forward takes the model input and attention_mask only; got more ({names or 'positional'}"
-                "). Pass what embed needs as the input itself (a dict such as {'input_ids': ..., 'token_type_ids': "
-                "...} reaches the adapter's embed as it is), or call handle.remove() first."
+                f"The patched forward takes the model input, attention_mask{accepted} and return_dict only; got more "
+                f"({names or 'positional'}). Pass what embed needs as the input itself (a dict such as "
+                "{'input_ids': ..., 'token_type_ids': ...} reaches the adapter's embed as it is), or call "
+                "handle.remove() first."
             )
-        x = input_ids if x is None else x
-        if x is None:
-            raise ValueError("The patched forward needs the model input: model(inputs) or model(input_ids=...).")
-        tokens, state = self.handle.forward_tokens(x, attention_mask=attention_mask)
-        return self.handle.forward_head(tokens, state)
+        if passed:
+            inputs = {"input_ids": inputs, **passed}
+        tokens, state = self.handle.forward_tokens(inputs, attention_mask=attention_mask)
+        output = self.handle.forward_head(tokens, state)
+        return output.to_tuple() if return_dict is False and hasattr(output, "to_tuple") else output
 
 
 #: The attribute of the tokens the patched ``forward_features`` returns that holds their :class:`TokenState`.

@@ -80,7 +80,7 @@ def test_handle_features_work_on_the_new_family():
     assert model(ids, attention_mask=mask).shape == (3, 64)
     with pytest.raises(ValueError, match="attention_mask must have shape"):
         model(ids, attention_mask=mask[:, :5])
-    with pytest.raises(ValueError, match="takes the model input and attention_mask only"):
+    with pytest.raises(ValueError, match="takes the model input, attention_mask and return_dict only"):
         model(ids, attention_mask=mask, token_type_ids=torch.zeros_like(ids))
     handle.remove()
     assert "forward" not in model.__dict__
