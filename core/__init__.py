@@ -1,8 +1,9 @@
 """tokenmerge.core: the Token Merging mechanism, modality-agnostic (imports torch and the standard library only).
 
-Matching, merging, sizes and sources, proportional attention, block layouts and the block re-drive, the adapter API
-and its handle, schedules, merge scopes, size-weighted pooling and the random baselines. The experiment harness
-(evaluation, training, measurement, Hydra glue, pictures) is :mod:`tokenmerge.experiments`.
+Matching, merging, sizes and sources (and token positions for rotary-position models), proportional attention,
+block layouts and the block re-drive, the adapter API and its handle, schedules, merge scopes, size-weighted pooling
+and the random baselines. The experiment harness (evaluation, training, measurement, Hydra glue, pictures) is
+:mod:`tokenmerge.experiments`.
 
 Bolya et al., "Token Merging: Your ViT But Faster", ICLR 2023 (arXiv 2210.09461).
 """
@@ -15,6 +16,7 @@ from .layout import TIMM_BLOCK, BlockLayout
 from .matching import Matching, bipartite_soft_matching, max_merge, random_bipartite_matching
 from .merge import TokenReduction, initial_size, initial_source, merge_source, merge_wavg, unmerge_with_source
 from .pooling import size_weighted_mean, size_weighted_pool
+from .positions import POSITION_RULES, Rotary, merge_positions
 from .schedule import (
     ScheduleSpec,
     check_schedule,
@@ -61,6 +63,9 @@ __all__ = [
     "max_merge",
     "merge_source",
     "merge_wavg",
+    "merge_positions",
+    "POSITION_RULES",
+    "Rotary",
     "proportional_attention",
     "ramp_schedule",
     "random_bipartite_matching",
