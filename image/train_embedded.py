@@ -61,22 +61,28 @@ DEFAULT_OUT = Path("results/train_embedded/photo_vit.safetensors")
 RECIPE = EmbeddedRecipe(steps=4000, batch_size=64, warmup=100, eval_every=500)
 
 
+def train_on_photo_objects(model: torch.nn.Module, recipe: EmbeddedRecipe, num_classes: int) -> EmbeddedRun:
+    """Train ``model`` in place on fresh photo objects (merging on if ``recipe.tome_r``), validated on held-out-stripe
+    images; the loop every embedded image model shares."""
+    size = DATA_CONFIG["input_size"][-1]
+    if recipe.tome_r:
+        apply_patch(model, r=recipe.tome_r)
+    return train_embedded(
+        model,
+        RandomObjects(recipe.steps * recipe.batch_size, size, train_transform(), seed=recipe.seed),
+        validation_set(per_class=20, size=size, seed=recipe.seed + 1),
+        recipe,
+        num_classes=num_classes,
+    )
+
+
 def train(recipe: EmbeddedRecipe = RECIPE, out: str | Path | None = None) -> tuple[torch.nn.Module, EmbeddedRun]:
     """Train from scratch; returns (model, run) and saves to ``out`` if given (no default: the shipped weights are
     only replaced when asked for by path; under torchrun rank 0 saves)."""
     torch.manual_seed(recipe.seed)
     classes = sorted(PHOTOS)
-    size = DATA_CONFIG["input_size"][-1]
     model = create_embedded_model(len(classes), drop_path_rate=0.1)
-    if recipe.tome_r:
-        apply_patch(model, r=recipe.tome_r)
-    run = train_embedded(
-        model,
-        RandomObjects(recipe.steps * recipe.batch_size, size, train_transform(), seed=recipe.seed),
-        validation_set(per_class=20, size=size, seed=recipe.seed + 1),
-        recipe,
-        num_classes=len(classes),
-    )
+    run = train_on_photo_objects(model, recipe, len(classes))
     if out is not None and is_main_process():
         save_embedded_model(model, classes, out, **run.info(recipe))  # a patch adds no parameters: plain weights
     return model, run

@@ -18,19 +18,11 @@ import torch
 from tokenmerge.experiments.checkpoint import load_state_dict_exactly
 from tokenmerge.experiments.cli import user_errors
 from tokenmerge.experiments.distributed import is_main_process
-from tokenmerge.experiments.embedded_training import (
-    EmbeddedRecipe,
-    EmbeddedRun,
-    embedded_parser,
-    recipe_from_args,
-    train_embedded,
-)
+from tokenmerge.experiments.embedded_training import EmbeddedRecipe, EmbeddedRun, embedded_parser, recipe_from_args
 
-from .embedded import DATA_CONFIG, load_embedded_model
-from .patch import apply_patch
-from .photo_objects import RandomObjects
+from .embedded import load_embedded_model
 from .rope_embedded import WEIGHTS, create_rope_model, save_rope_model
-from .train_embedded import train_transform, validation_set
+from .train_embedded import train_on_photo_objects
 
 DEFAULT_OUT = Path("results/train_embedded/photo_rope_vit.safetensors")
 RECIPE = EmbeddedRecipe(steps=800, batch_size=64, lr=5e-4, warmup=100, eval_every=200)
@@ -51,16 +43,7 @@ def train(recipe: EmbeddedRecipe = RECIPE, out: str | Path | None = None) -> tup
     """Fine-tune from the embedded ViT; returns (model, run) and saves to ``out`` if given (rank 0 under torchrun)."""
     torch.manual_seed(recipe.seed)
     model, classes = initial_model()
-    if recipe.tome_r:
-        apply_patch(model, r=recipe.tome_r)
-    size = DATA_CONFIG["input_size"][-1]
-    run = train_embedded(
-        model,
-        RandomObjects(recipe.steps * recipe.batch_size, size, train_transform(), seed=recipe.seed),
-        validation_set(per_class=20, size=size, seed=recipe.seed + 1),
-        recipe,
-        num_classes=len(classes),
-    )
+    run = train_on_photo_objects(model, recipe, len(classes))
     if out is not None and is_main_process():
         save_rope_model(model, classes, out, started_from="photo_vit.safetensors", **run.info(recipe))
     return model, run

@@ -4,20 +4,8 @@ of the adapter API on a post-norm model with padded batches."""
 import torch
 from torch import Tensor, nn
 
-from tokenmerge.core import BlockLayout, ModelAdapter, TokenState, size_weighted_mean
-
-BERT_LAYER = BlockLayout(
-    norm_first=False,
-    query="attention.self.query",
-    key="attention.self.key",
-    value="attention.self.value",
-    num_heads="attention.self.num_attention_heads",
-    attn_dropout="attention.self.dropout",
-    attn_out=("attention.output.dense", "attention.output.dropout"),
-    attn_norm="attention.output.LayerNorm",
-    mlp=("intermediate", "output.dense", "output.dropout"),
-    mlp_norm="output.LayerNorm",
-)
+from tokenmerge.adapters.hf_layouts import BERT_LAYER
+from tokenmerge.core import ModelAdapter, TokenState, size_weighted_mean
 
 
 class BertMeanPooled(ModelAdapter):
