@@ -46,6 +46,7 @@ from tokenmerge.experiments.data_index import (
     read_class_index,
     read_class_names,
 )
+from tokenmerge.experiments.weighted_sampler import label_frequency_weights
 
 from .features import AUDIOSET, FbankPreset, FbankTransform, get_preset
 
@@ -189,6 +190,13 @@ class AudioDataset(Dataset):
 
     def __len__(self) -> int:
         return len(self.samples)
+
+    def sample_weights(self) -> Tensor:
+        """[N] weights for the trainer's ``weighted_sampler``: per sample the sum over its labels of
+        1000 / (label count + 0.01), as AudioMAE weighs AudioSet
+        (:func:`~tokenmerge.experiments.weighted_sampler.label_frequency_weights`)."""
+        num_classes = len(self.classes) if self.classes else max(target for _, target in self.samples) + 1
+        return label_frequency_weights([target for _, target in self.samples], num_classes)
 
     def __getitem__(self, i: int) -> tuple[Tensor, Tensor | int] | Unreadable:
         path, target = self.samples[i]

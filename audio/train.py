@@ -113,6 +113,8 @@ def check_config(cfg: dict) -> TrainConfig:
         if model[key]:
             check_path(model[key], f"model.{key}", "file", "Give an AudioMAE .pth or a .safetensors file.")
     check_data_paths(data)
+    if data["train"] is None and cfg["train"].get("weighted_sampler"):
+        raise SettingError("train.weighted_sampler weighs the samples of data.train by their labels; give data.train.")
     return train_config(cfg["train"])
 
 

@@ -4,8 +4,10 @@ ToMe works in training as well as at inference: merging is a pooling operation t
 (Bolya et al., ICLR 2023, Sec. 4), and the paper fine-tunes its video and audio models with merging on.
 :func:`train` always calls ``model(x)``, so a model patched with ``apply_patch`` trains with its merge
 schedule active, also under DistributedDataParallel (DDP calls ``module(x)``, which uses the instance-level
-``forward`` the patch installs). What one step does (schedule, loss, mixup) is
-:mod:`tokenmerge.experiments.training_recipe`.
+``forward`` the patch installs). What one step does (schedule, loss) is
+:mod:`tokenmerge.experiments.training_recipe`, how a batch is mixed (mixup, CutMix)
+:mod:`tokenmerge.experiments.batch_mixing`, and the weighted draw of an epoch's samples
+:mod:`tokenmerge.experiments.weighted_sampler`.
 """
 
 from __future__ import annotations
@@ -26,8 +28,16 @@ from torch.nn.parallel import DistributedDataParallel
 from torch.utils.data import DataLoader, Dataset, DistributedSampler, Subset
 from tqdm.auto import tqdm
 
+from .batch_mixing import mix_batch
 from .checkpoint import load_state_dict_exactly, save_safetensors
-from .distributed import broadcast_from_main, distributed_context, gather_objects, shard_indices, sum_across_ranks
+from .distributed import (
+    DistributedContext,
+    broadcast_from_main,
+    distributed_context,
+    gather_objects,
+    shard_indices,
+    sum_across_ranks,
+)
 from .layer_decay import layer_decay_groups
 from .metrics import classification_metrics, multilabel_metrics
 from .training_recipe import (
@@ -35,12 +45,12 @@ from .training_recipe import (
     check_targets,
     learning_rate,
     measure_training_throughput,
-    mixup,
     optimizer_step,
     parameter_groups,
     training_loss,
     unpack_batch,
 )
+from .weighted_sampler import WeightedEpochSampler, check_sample_weights
 
 log = logging.getLogger(__name__)
 
@@ -56,8 +66,9 @@ class TrainResult:
         metrics: the last history entry (step, loss, lr, samples_per_s and the final evaluation).
         history: one dict per log, eval or checkpoint step: step, loss (mean over the steps since the previous
             entry and over all processes), lr (the scheduled rate of the last step; with ``layer_decay`` the
-            head's, every other layer's is lr x its ``lr_scale``), samples_per_s (all processes, training time
-            only: evaluation and checkpointing excluded), and evaluation metrics at evaluation steps.
+            head's, every other layer's is lr x its ``lr_scale``), samples_per_s (model inputs, all processes,
+            training time only: evaluation and checkpointing excluded; with ``repeat_aug`` k, k per drawn
+            sample), and evaluation metrics at evaluation steps.
         paths: files written on rank 0: "weights", "state", "history" (empty elsewhere or without out_dir).
     """
 
@@ -103,9 +114,7 @@ class _Run:
         self.train_dataset, self.val_dataset, self.evaluate_fn = train_dataset, val_dataset, evaluate
         self.collate_fn, self.num_classes, self.progress = collate_fn, num_classes, progress
         self.out_dir = Path(config.out_dir) if config.out_dir is not None and ctx.is_main else None
-        self.sampler = DistributedSampler(
-            train_dataset, ctx.world_size, ctx.rank, shuffle=True, seed=config.seed, drop_last=True
-        )
+        self.sampler = training_sampler(train_dataset, config, ctx)
         self.steps_per_epoch = len(self.sampler) // config.batch_size
         if config.layer_decay in (None, 1.0):
             groups = parameter_groups(model, config.weight_decay)
@@ -121,19 +130,23 @@ class _Run:
             self.net = DistributedDataParallel(model, [ctx.device] if ctx.device.type == "cuda" else None)
 
     def batches(self) -> Iterator:
-        """Training batches from ``self.step`` on: epoch after epoch (``sampler.set_epoch``), resuming mid-epoch."""
+        """Training batches from ``self.step`` on: epoch after epoch (``sampler.set_epoch``), resuming mid-epoch.
+
+        A step reads ``batch_size`` drawn indices, each ``repeat_aug`` times in a row (batch [i, i, j, j, ...]
+        for k = 2), so a dataset that augments at random gives k differently augmented copies of each sample.
+        """
+        size, repeats = self.config.batch_size, self.config.repeat_aug
         epoch, skip = divmod(self.step, self.steps_per_epoch)
         while True:
             self.sampler.set_epoch(epoch)
-            indices = list(self.sampler)[skip * self.config.batch_size :]
+            indices = list(self.sampler)[: self.steps_per_epoch * size]
+            steps = [indices[start : start + size] for start in range(skip * size, len(indices), size)]
             loader = DataLoader(
                 self.train_dataset,
-                self.config.batch_size,
-                sampler=indices,
+                batch_sampler=[[i for i in step for _ in range(repeats)] for step in steps],
                 num_workers=self.config.num_workers,
                 collate_fn=self.collate_fn,
                 pin_memory=self.ctx.device.type == "cuda",
-                drop_last=True,
                 generator=torch.Generator().manual_seed(_seed(self.config.seed, epoch, self.ctx.rank)),
             )
             yield from loader
@@ -148,11 +161,7 @@ class _Run:
         lr = learning_rate(self.step, config)
         for group in self.optimizer.param_groups:
             group["lr"] = lr * group.get("lr_scale", 1.0)
-        x = inputs.to(device, non_blocking=True)
-        lam = 1.0
-        if config.mixup_alpha:
-            lam = torch.distributions.Beta(config.mixup_alpha, config.mixup_alpha).sample().item()
-            x = mixup(x, lam)
+        x, lam = mix_batch(inputs.to(device, non_blocking=True), config)
         with torch.autocast(device.type, dtype=torch.bfloat16, enabled=config.amp):
             logits = self.net(x)
         classes = logits.shape[-1]
@@ -323,6 +332,26 @@ class _Run:
         return TrainResult(dict(self.history[-1]) if self.history else {}, self.history, paths)
 
 
+def training_sampler(
+    dataset: Dataset, config: TrainConfig, ctx: DistributedContext
+) -> DistributedSampler | WeightedEpochSampler:
+    """This process's sampler of training indices: a shuffle of its share of the dataset (``DistributedSampler``,
+    seeded, drop_last), or with ``config.weighted_sampler`` its share of a weighted draw of ``epoch_samples``
+    indices (:class:`~tokenmerge.experiments.weighted_sampler.WeightedEpochSampler`) with the dataset's
+    ``sample_weights()`` ([N], one per sample)."""
+    if not config.weighted_sampler:
+        return DistributedSampler(dataset, ctx.world_size, ctx.rank, shuffle=True, seed=config.seed, drop_last=True)
+    if not callable(getattr(dataset, "sample_weights", None)):
+        raise TypeError(
+            f"weighted_sampler=True needs a training dataset with a sample_weights() method returning one weight per "
+            f"sample [N]; {type(dataset).__name__} has none. Add one (e.g. tokenmerge.experiments.weighted_sampler."
+            "label_frequency_weights of its labels) or set weighted_sampler=False."
+        )
+    samples = config.epoch_samples or len(dataset)
+    weights = check_sample_weights(dataset.sample_weights(), len(dataset))
+    return WeightedEpochSampler(weights, samples, ctx.world_size, ctx.rank, config.seed)
+
+
 def train(
     model: nn.Module,
     train_dataset: Dataset,
@@ -339,22 +368,24 @@ def train(
     Under torchrun (RANK, WORLD_SIZE, LOCAL_RANK set) every process calls ``train`` with the same arguments:
     the process group is created (gloo on CPU, NCCL on CUDA) and destroyed at the end, the model is wrapped in
     DDP (rank 0's weights are broadcast first), each process reads a disjoint share of every epoch
-    (``DistributedSampler``), losses and metrics are reduced over the processes, and only rank 0 writes files.
-    In one process no process group is created. The device is ``cuda:LOCAL_RANK`` if CUDA is available, else
-    the CPU. The model is moved there, trained through ``model(x)`` (an ``apply_patch`` patch stays active) and
-    returned in eval mode.
+    (``DistributedSampler``, or its positions of the weighted draw with ``config.weighted_sampler``), losses and
+    metrics are reduced over the processes, and only rank 0 writes files. In one process no process group is
+    created. The device is ``cuda:LOCAL_RANK`` if CUDA is available, else the CPU. The model is moved there,
+    trained through ``model(x)`` (an ``apply_patch`` patch stays active) and returned in eval mode.
 
     Checkpoints (rank 0, written atomically) go to ``config.out_dir``: ``model.safetensors`` (float32 weights;
     a ToMe patch adds no parameters), ``train_state.pt`` (weights, optimizer, step, every rank's RNG state,
     config and history; read with ``torch.load(weights_only=True)``) and ``history.json``. With
     ``config.resume`` a run continues from ``train_state.pt``; with the same number of processes and a dataset
-    that returns the same sample for the same index, it ends exactly where an uninterrupted run would.
+    that returns the same sample for the same index (or augments with torch's RNG in the main process:
+    ``num_workers=0``), it ends exactly where an uninterrupted run would.
 
     Args:
         model: maps inputs [B, ...] to logits [B, K].
         train_dataset: map-style; ``dataset[i]`` is ``(input, target)`` (or anything ``collate_fn`` turns into
             an ``(inputs, targets)`` pair or a ``core.data.Batch``); target a class index, or a multi-hot float
-            vector [K] with ``config.multilabel``.
+            vector [K] with ``config.multilabel``. With ``config.weighted_sampler`` it also has
+            ``sample_weights() -> [N]`` (e.g. :func:`~tokenmerge.experiments.weighted_sampler.label_frequency_weights`).
         config: hyper-parameters.
         val_dataset: evaluated on every rank (each a disjoint shard, gathered, exact): val_loss and val_top1,
             val_top5 (single-label) or val_mAP (multilabel).
@@ -367,17 +398,19 @@ def train(
         progress: a tqdm bar and one line per history entry on rank 0.
 
     Raises:
-        ValueError: the dataset holds fewer samples than one global batch, targets do not fit the loss, ...
+        ValueError: an epoch holds fewer samples than one global batch, targets do not fit the loss, ...
+        TypeError: ``config.weighted_sampler`` with a dataset that has no ``sample_weights()``.
     """
     if not hasattr(train_dataset, "__len__"):
         raise TypeError("train needs a map-style dataset (with __len__ and __getitem__), not an iterable dataset.")
     with distributed_context() as ctx:
         global_batch = config.batch_size * ctx.world_size
-        if len(train_dataset) < global_batch:
+        epoch = config.epoch_samples or len(train_dataset)
+        if epoch < global_batch:
+            what = f"epoch_samples={epoch} is" if config.epoch_samples else f"The training set has {epoch} samples,"
             raise ValueError(
-                f"The training set has {len(train_dataset)} samples, fewer than one global batch (batch_size "
-                f"{config.batch_size} x {ctx.world_size} processes = {global_batch}); lower batch_size or use more "
-                "data."
+                f"{what} fewer than one global batch (batch_size {config.batch_size} x {ctx.world_size} processes = "
+                f"{global_batch}); lower batch_size or use more data."
             )
         run = _Run(model, train_dataset, config, ctx, val_dataset, evaluate, collate_fn, num_classes, progress)
         return run.run()

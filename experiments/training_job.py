@@ -59,21 +59,21 @@ def check_data_paths(data: dict, keys: tuple[str, ...] = ("train", "val", "class
             raise DataError(f"data.{key}={data[key]} does not exist; give a CSV index or a class-folder tree.")
 
 
-def scaled_lr(blr: float, batch_size: int, processes: int) -> float:
-    """MAE's learning-rate scaling rule: the absolute lr ``blr * batch_size * processes / 256`` for a base lr
-    ``blr`` per 256 samples and a global batch of ``batch_size`` x ``processes`` (facebookresearch/mae
-    main_finetune.py:267-270, mae_st main_finetune.py:457-462, AudioMAE main_finetune_as.py:416-419; MAE-ST's
-    effective batch also counts its repeated augmentation, which this trainer does not do)."""
-    return blr * batch_size * processes / 256
+def scaled_lr(blr: float, batch_size: int, processes: int, repeat_aug: int = 1) -> float:
+    """MAE's learning-rate scaling rule: the absolute lr ``blr * eff_batch / 256`` for a base lr ``blr`` per 256
+    samples and an effective batch of ``batch_size`` x ``processes`` x ``repeat_aug`` (facebookresearch/mae
+    main_finetune.py:267-270, AudioMAE main_finetune_as.py:416-419; MAE-ST main_finetune.py:457-462 counts the
+    repeated augmentation in the effective batch, so each of the k copies of a sample counts)."""
+    return blr * batch_size * processes * repeat_aug / 256
 
 
 def train_config(train: dict, **fixed) -> TrainConfig:
     """The ``train`` config section (and ``fixed`` values) as a :class:`TrainConfig`; a bad value is one line.
 
     ``train.blr`` (optional; null: off), when set, is a base lr per 256 samples: ``lr`` becomes
-    :func:`scaled_lr` of it for this run's global batch (``batch_size`` x :func:`world_size`), whatever
-    ``train.lr`` says. A null where TrainConfig takes no None (``steps``, ...) is a value an experiment leaves to
-    the user: the error asks for it.
+    :func:`scaled_lr` of it for this run's effective batch (``batch_size`` x :func:`world_size` x
+    ``repeat_aug``), whatever ``train.lr`` says. A null where TrainConfig takes no None (``steps``, ...) is a
+    value an experiment leaves to the user: the error asks for it.
     """
     settings = {**train, **fixed}
     required = [f.name for f in fields(TrainConfig) if f.default is not None]
@@ -85,7 +85,8 @@ def train_config(train: dict, **fixed) -> TrainConfig:
         if blr is not None:
             if not blr > 0:
                 raise ValueError(f"blr must be > 0 or null; got {blr!r}")
-            settings["lr"] = scaled_lr(blr, settings.get("batch_size", TrainConfig.batch_size), world_size())
+            batch = settings.get("batch_size", TrainConfig.batch_size)
+            settings["lr"] = scaled_lr(blr, batch, world_size(), settings.get("repeat_aug", TrainConfig.repeat_aug))
         return TrainConfig(**settings)
     except (TypeError, ValueError) as error:
         raise SettingError(f"train: {error}") from None

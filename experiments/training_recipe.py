@@ -1,12 +1,12 @@
-"""The training recipe: hyper-parameters, learning-rate schedule, parameter groups, loss, mixup, one step.
+"""The training recipe: hyper-parameters, learning-rate schedule, parameter groups, loss, one step.
 
 Follows timm and MAE/AudioMAE fine-tuning: AdamW with no weight decay on biases, norms and other 1-d
 parameters, position embeddings and class/distillation/register tokens, optionally with layer-wise learning-rate
 decay (:mod:`tokenmerge.experiments.layer_decay`); linear warm-up, then cosine decay to ``min_lr``; label
-smoothing for single-label cross-entropy, BCE-with-logits for multi-hot targets; batch mixup as timm's ``Mixup``
-(batch mode) does it for AudioMAE: inputs and one-hot/multi-hot targets mixed with the reversed batch,
-lambda ~ Beta(alpha, alpha); optional gradient-norm clipping and bf16 autocast. The loop that
-runs it (epochs, DDP, evaluation, checkpoints) is :mod:`tokenmerge.experiments.training`.
+smoothing for single-label cross-entropy, BCE-with-logits for multi-hot targets; the loss of a batch mixed with its
+reverse (mixup or CutMix: :mod:`tokenmerge.experiments.batch_mixing`); optional gradient-norm clipping and bf16
+autocast. The loop that runs it (epochs, DDP, repeated augmentation, weighted sampling, evaluation, checkpoints) is
+:mod:`tokenmerge.experiments.training`.
 """
 
 from __future__ import annotations
@@ -32,7 +32,8 @@ class TrainConfig:
 
     Attributes:
         steps: total optimizer steps; the loader is iterated epoch after epoch until then.
-        batch_size: samples per process and step (the global batch is batch_size x processes).
+        batch_size: samples drawn per process and step (the global batch is batch_size x processes); with
+            ``repeat_aug`` k the model sees k x batch_size inputs per process and step.
         lr, min_lr: peak learning rate after warm-up, and the rate the cosine decay reaches at the last step.
         weight_decay: AdamW decay on the weight matrices only (see :func:`parameter_groups`).
         layer_decay: layer-wise learning-rate decay (MAE / MAE-ST / AudioMAE fine-tuning): block i of L runs at
@@ -42,9 +43,21 @@ class TrainConfig:
         label_smoothing: single-label cross-entropy only.
         multilabel: targets are multi-hot floats [B, K], loss BCE-with-logits (else class indices [B]).
         mixup_alpha: 0 = off; else mix each batch with its reverse, lambda ~ Beta(alpha, alpha).
+        cutmix_alpha: 0 = off; else paste a box of the reversed batch (the last two dims: H, W of images and of
+            every frame of a clip, T, F of a spectrogram), lambda ~ Beta(alpha, alpha) corrected to the box area
+            (:mod:`tokenmerge.experiments.batch_mixing`).
+        mixup_prob: the probability that a batch is mixed at all (by mixup or CutMix).
+        mixup_switch_prob: with both mixup_alpha and cutmix_alpha > 0, the probability of CutMix for a batch.
+        repeat_aug: repeated augmentation (MAE-ST ``--repeat_aug``): each drawn sample is read k times per step, so
+            the dataset augments it k times independently; an epoch still draws each sample once (k x the inputs).
+        weighted_sampler: draw each epoch's samples with replacement in proportion to the training dataset's
+            ``sample_weights()`` (AudioMAE's weighted sampler: :mod:`tokenmerge.experiments.weighted_sampler`)
+            instead of a uniform shuffle.
+        epoch_samples: with weighted_sampler, the samples one epoch draws over all processes (None: the
+            dataset's length).
         clip_grad: clip the total gradient norm to this (None = off).
         amp: bf16 autocast in the forward pass (meant for CUDA).
-        seed: seeds shuffling, mixup, dropout (per rank: seed + rank).
+        seed: seeds shuffling, sampling, mixup, augmentation, dropout (per rank: seed + rank).
         log_every, eval_every, checkpoint_every: in steps; eval and checkpoint also run at the last step,
             0 means only there.
         out_dir: where rank 0 writes weights, training state and history (None = write nothing).
@@ -62,6 +75,12 @@ class TrainConfig:
     label_smoothing: float = 0.0
     multilabel: bool = False
     mixup_alpha: float = 0.0
+    cutmix_alpha: float = 0.0
+    mixup_prob: float = 1.0
+    mixup_switch_prob: float = 0.5
+    repeat_aug: int = 1
+    weighted_sampler: bool = False
+    epoch_samples: int | None = None
     clip_grad: float | None = None
     amp: bool = False
     seed: int = 0
@@ -87,6 +106,11 @@ class TrainConfig:
                 ("warmup_steps", ">= 0", self.warmup_steps >= 0),
                 ("label_smoothing", "in [0, 1)", 0 <= self.label_smoothing < 1),
                 ("mixup_alpha", ">= 0", self.mixup_alpha >= 0),
+                ("cutmix_alpha", ">= 0", self.cutmix_alpha >= 0),
+                ("mixup_prob", "in [0, 1]", 0 <= self.mixup_prob <= 1),
+                ("mixup_switch_prob", "in [0, 1]", 0 <= self.mixup_switch_prob <= 1),
+                ("repeat_aug", "an integer >= 1", isinstance(self.repeat_aug, int) and self.repeat_aug >= 1),
+                ("epoch_samples", "None or >= 1", self.epoch_samples is None or self.epoch_samples >= 1),
                 ("clip_grad", "None or > 0", self.clip_grad is None or self.clip_grad > 0),
                 ("log_every", ">= 1", self.log_every >= 1),
                 ("eval_every", ">= 0", self.eval_every >= 0),
@@ -97,6 +121,10 @@ class TrainConfig:
         ]
         if self.multilabel and self.label_smoothing:
             problems.append("label_smoothing applies to single-label cross-entropy; set it to 0 with multilabel=True")
+        if self.epoch_samples is not None and not self.weighted_sampler:
+            problems.append(
+                "epoch_samples is the length of a weighted epoch; set weighted_sampler=True or leave it None"
+            )
         if self.resume and self.out_dir is None:
             problems.append("resume=True needs out_dir (where the training state is)")
         if problems:
@@ -139,16 +167,9 @@ def parameter_groups(model: nn.Module, weight_decay: float) -> list[dict]:
     return [group for group in groups if group["params"]]
 
 
-def mixup(inputs: Tensor, lam: float) -> Tensor:
-    """Mix a batch with its reverse: ``lam * inputs + (1 - lam) * inputs.flip(0)`` (timm's batch-mode Mixup).
-
-    inputs: [B, ...] -> [B, ...]. The targets are mixed the same way by :func:`training_loss`.
-    """
-    return inputs * lam + inputs.flip(0) * (1 - lam)
-
-
 def training_loss(logits: Tensor, targets: Tensor, config: TrainConfig, lam: float = 1.0) -> Tensor:
-    """Mean loss of a batch whose inputs were mixed by :func:`mixup` with weight ``lam`` (1: not mixed).
+    """Mean loss of a batch whose inputs were mixed with their reverse with weight ``lam`` (1: not mixed), by
+    mixup or CutMix (:func:`tokenmerge.experiments.batch_mixing.mix_batch`).
 
     The loss against the mixed targets ``lam * y + (1 - lam) * y.flip(0)`` (one-hot with label smoothing, or
     multi-hot) is computed as ``lam * loss(y) + (1 - lam) * loss(y.flip(0))``: both cross-entropy and BCE are

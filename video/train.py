@@ -10,7 +10,9 @@ Sec. 5: MAE-ST ViT-L fine-tuned on Kinetics-400 with merging on). The loop is
 safetensors + resumable state in the output folder). Without ``data.train`` it trains on fresh moving-objects
 clips (:mod:`tokenmerge.video.moving_objects`); with a CSV index or a class-folder tree it decodes one clip per
 video and step, at a random time, a random crop and flipped left-right half the time (MAE-ST's training
-sampling, without its scale jitter and RandAugment), and validates on the centre clip of each validation video.
+sampling, without its scale jitter), with ``data.rand_augment`` / ``data.random_erasing`` MAE-ST's clip RandAugment
+and random erasing (:mod:`tokenmerge.experiments.clip_augment`), and validates on the centre clip of each
+validation video.
 Before training, one process measures training samples/s of the model with and without merging.
 """
 
@@ -29,6 +31,7 @@ from tokenmerge.core import schedule_spec
 from tokenmerge.core.schedule import check_schedule
 from tokenmerge.experiments.checkpoint import UnreadableCheckpoint
 from tokenmerge.experiments.cli import DataError, SettingError
+from tokenmerge.experiments.clip_augment import ClipRandAugment, ClipRandomErasing
 from tokenmerge.experiments.data import Unreadable, collate_skipping
 from tokenmerge.experiments.hydra_cli import training_main
 from tokenmerge.experiments.training import TrainConfig
@@ -42,6 +45,7 @@ from tokenmerge.experiments.training_job import (
     world_size,
 )
 from tokenmerge.experiments.validation import check_choice, check_count, check_path, check_tome
+from tokenmerge.experiments.weighted_sampler import label_frequency_weights
 
 from .checkpoint import load_checkpoint
 from .data import ClipSampling, VideoIndex, decode_video, load_index, video_views
@@ -55,17 +59,33 @@ from .sampling import clip_sampling, input_size
 class VideoClips(Dataset):
     """Item i is (clip [3, T, crop, crop], class index) of video i, or :class:`Unreadable` if it fails to decode.
 
-    Training (``train=True``): a clip starting at a uniformly random time, a random square crop and a left-right
-    flip with probability 0.5 (torch's global RNG, seeded per process and loader worker by the training loop).
-    Evaluation: the centre clip and the centre crop (``sampling`` with one view).
+    Training (``train=True``): a clip starting at a uniformly random time; ``rand_augment`` on its frames (before
+    the crop, as MAE-ST util/kinetics.py:377-395 does); a random square crop and a left-right flip with probability
+    0.5; normalization; ``erasing`` (kinetics.py:432-442). All draws use torch's global RNG, seeded per process
+    and loader worker by the training loop. Evaluation: the centre clip and the centre crop (``sampling`` with
+    one view), never augmented.
     """
 
-    def __init__(self, index: VideoIndex, sampling: ClipSampling, train: bool = False):
+    def __init__(
+        self,
+        index: VideoIndex,
+        sampling: ClipSampling,
+        train: bool = False,
+        rand_augment: ClipRandAugment | None = None,
+        erasing: ClipRandomErasing | None = None,
+    ):
         self.samples, self.classes, self.train = index.samples, index.classes, train
         self.sampling = replace(sampling, num_temporal_views=1, num_spatial_crops=1)
+        self.rand_augment, self.erasing = rand_augment, erasing
 
     def __len__(self) -> int:
         return len(self.samples)
+
+    def sample_weights(self) -> Tensor:
+        """[N] weights for the trainer's ``weighted_sampler``: 1000 / (count of the sample's class + 0.01)
+        (:func:`~tokenmerge.experiments.weighted_sampler.label_frequency_weights`)."""
+        labels = [label for _, label in self.samples]
+        return label_frequency_weights(labels, len(self.classes) if self.classes else max(labels) + 1)
 
     def __getitem__(self, i: int) -> tuple[Tensor, int] | Unreadable:
         path, label = self.samples[i]
@@ -81,14 +101,18 @@ class VideoClips(Dataset):
         span = sampling.clip_span(fps)
         start = float(torch.rand(())) * max(len(frames) - span, 0)
         index = torch.linspace(start, start + span - 1, sampling.num_frames).clamp(0, len(frames) - 1).long()
-        y = int(torch.randint(frames.shape[1] - size + 1, ()))
-        x = int(torch.randint(frames.shape[2] - size + 1, ()))
-        clip = torch.from_numpy(frames[index.numpy(), y : y + size, x : x + size])
+        clip = torch.from_numpy(frames[index.numpy()]).permute(0, 3, 1, 2)  # [T, 3, H, W] uint8
+        if self.rand_augment is not None:
+            clip = self.rand_augment(clip)
+        y = int(torch.randint(clip.shape[2] - size + 1, ()))
+        x = int(torch.randint(clip.shape[3] - size + 1, ()))
+        clip = clip[:, :, y : y + size, x : x + size]
         if torch.rand(()) < 0.5:
-            clip = clip.flip(2)
-        clip = clip.permute(3, 0, 1, 2).float().div_(255)  # [3, T, size, size]
+            clip = clip.flip(3)
+        clip = clip.permute(1, 0, 2, 3).float().div_(255)  # [3, T, size, size]
         mean, std = (torch.tensor(v).view(3, 1, 1, 1) for v in (sampling.mean, sampling.std))
-        return clip.sub_(mean).div_(std)
+        clip = clip.sub_(mean).div_(std)
+        return self.erasing(clip) if self.erasing is not None else clip
 
 
 def model_input(model: dict) -> tuple[int, int]:
@@ -104,12 +128,22 @@ def build_datasets(data: dict, model: dict, seed: int):
         return train_set, val_set, list(CLASSES), None
     sampling = clip_sampling(model["name"], *model_input(model), **(data["sampling"] or {}))
     index = read_index(load_index, data, "train", data["classes"])
-    train_set = VideoClips(index, sampling, train=True)
+    train_set = VideoClips(index, sampling, train=True, **clip_augmentation(data))
     val_set = None
     if data["val"]:
         val_set = VideoClips(read_index(load_index, data, "val", data["classes"] or index.classes), sampling)
     classes = list(index.classes) if index.classes else [str(i) for i in range(max(c for _, c in index.samples) + 1)]
     return train_set, val_set, classes, collate_skipping
+
+
+def clip_augmentation(data: dict) -> dict:
+    """VideoClips' ``rand_augment`` and ``erasing`` from ``data.rand_augment`` (timm's notation, null: off) and
+    ``data.random_erasing`` (a probability, 0: off)."""
+    spec, erasing = data.get("rand_augment"), data.get("random_erasing") or 0.0
+    return {
+        "rand_augment": ClipRandAugment.from_spec(spec) if spec else None,
+        "erasing": ClipRandomErasing(erasing) if erasing else None,
+    }
 
 
 def build_model(model: dict, num_classes: int) -> SpatiotemporalViT:
@@ -172,6 +206,8 @@ def check_config(cfg: dict) -> TrainConfig:
     except (TypeError, ValueError) as error:
         raise SettingError(f"tome: {error}") from None
     check_count(cfg["throughput_rounds"], "throughput_rounds", minimum=0)
+    if data["train"] is None and cfg["train"].get("weighted_sampler"):
+        raise SettingError("train.weighted_sampler weighs the samples of data.train by their labels; give data.train.")
     if data["train"] is None:
         check_count(data["train_size"], "data.train_size")
         check_count(data["val_per_class"], "data.val_per_class")
@@ -181,6 +217,10 @@ def check_config(cfg: dict) -> TrainConfig:
                 f"{frames} frames of {side} px: train on your videos (data.train=...) or use model=embedded."
             )
     check_data_paths(data)
+    try:
+        clip_augmentation(data)
+    except (TypeError, ValueError) as error:
+        raise SettingError(f"data.rand_augment / data.random_erasing: {error}") from None
     try:
         clip_sampling(model["name"], *model_input(model), **(data["sampling"] or {}))
     except (TypeError, ValueError) as error:

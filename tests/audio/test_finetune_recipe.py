@@ -25,6 +25,7 @@ def test_the_audiomae_recipe_reaches_the_train_config(tmp_path, monkeypatch):
     assert (config.min_lr, config.weight_decay, config.layer_decay) == (1e-6, 5e-4, 0.75)
     assert (config.label_smoothing, config.mixup_alpha, config.clip_grad, config.amp) == (0.0, 0.0, None, True)
     assert (config.eval_every, config.checkpoint_every) == (781, 781)
+    assert (config.weighted_sampler, config.epoch_samples, config.repeat_aug) == (True, 200000, 1)
     model = cfg["model"]
     assert (model["name"], model["drop_path_rate"], model["global_pool"]) == ("vit_base_patch16", 0.1, True)
     assert cfg["data"]["preset"] == "audioset"

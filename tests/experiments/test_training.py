@@ -14,11 +14,12 @@ import torch.nn.functional as F
 
 from tests.torchrun import torchrun
 from tokenmerge.experiments import TrainConfig, measure_training_throughput, train
+from tokenmerge.experiments.batch_mixing import mixup
 from tokenmerge.experiments.checkpoint import read_safetensors_metadata, read_state_dict
 from tokenmerge.experiments.data import collate_skipping
 from tokenmerge.experiments.distributed import distributed_context
 from tokenmerge.experiments.training import _atomic_write
-from tokenmerge.experiments.training_recipe import learning_rate, mixup, parameter_groups, training_loss
+from tokenmerge.experiments.training_recipe import learning_rate, parameter_groups, training_loss
 from tokenmerge.image import apply_patch
 
 from .training_helpers import CLASSES, SeparableImages, record_tokens_entering, tiny_vit

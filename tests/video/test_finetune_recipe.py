@@ -6,7 +6,7 @@ from hydra import compose, initialize_config_module
 from omegaconf import OmegaConf
 
 from tokenmerge.experiments.cli import UserError
-from tokenmerge.video.train import build_model, check_config
+from tokenmerge.video.train import build_model, check_config, clip_augmentation
 
 RECIPE = "experiment=paper_k400_vit_large_finetune"
 
@@ -28,9 +28,14 @@ def test_the_mae_st_recipe_reaches_the_train_config(index, monkeypatch):
     cfg = _config([RECIPE, f"data.train={index}", "train.steps=1000", "train.warmup_steps=100"])
     config = check_config(cfg)
     assert (config.steps, config.warmup_steps, config.batch_size) == (1000, 100, 2)
-    assert config.lr == pytest.approx(0.0024 * 2 * 8 / 256)  # blr x global batch / 256
+    assert config.lr == pytest.approx(0.0024 * 2 * 8 * 2 / 256)  # blr x global batch x repeat_aug / 256
     assert (config.min_lr, config.weight_decay, config.layer_decay) == (1e-6, 0.05, 0.75)
     assert (config.label_smoothing, config.mixup_alpha, config.clip_grad, config.amp) == (0.1, 0.8, 5.0, False)
+    assert (config.cutmix_alpha, config.mixup_prob, config.mixup_switch_prob, config.repeat_aug) == (1.0, 1.0, 0.5, 2)
+    assert (cfg["data"]["rand_augment"], cfg["data"]["random_erasing"]) == ("rand-m7-mstd0.5-inc1", 0.25)
+    augment = clip_augmentation(cfg["data"])
+    assert (augment["rand_augment"].magnitude, augment["rand_augment"].magnitude_std) == (7.0, 0.5)
+    assert augment["rand_augment"].num_ops == 2 and augment["erasing"].probability == 0.25
     model, sampling = cfg["model"], cfg["data"]["sampling"]
     assert (model["name"], model["num_frames"], model["img_size"]) == ("vit_large_patch16", 16, 224)
     assert (model["drop_path_rate"], model["dropout"]) == (0.2, 0.3)
