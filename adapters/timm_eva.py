@@ -2,7 +2,7 @@
 
 These rotate every query and key by its token's grid position (RoPE) inside every attention. The adapter gives each
 token its coordinates in the model's own rotary units (``token_positions``), the core merges them with the tokens
-(:mod:`tokenmerge.core.positions`: ``position_rule`` "mean" or "destination"), and every block rotates by the merged
+(:mod:`tokenmerge.core.positions`: ``position_rule`` "destination" or "mean"), and every block rotates by the merged
 positions with the model's own embedding (:class:`EvaRotary`): timm's ``RotaryEmbeddingCat`` (EVA-02, the axial
 ``*_rope`` ViTs; frequencies ``rope.bands``) or ``RotaryEmbeddingMixed`` (``*_rope_mixed``: learnt frequencies per
 block and head), evaluated at any coordinates because their angles are linear in them; prefix tokens are not rotated,

@@ -166,8 +166,9 @@ class ToMeConfig:
         seed: for the random baselines: None draws from torch's global generator; an int gives every sample its
             own generator seeded from the seed and the sample (:func:`tokenmerge.core.draws.sample_generators`), so
             the numbers do not depend on batching, order or the number of processes.
-        position_rule: in a RoPE model, a merged token's position: "mean" (size-weighted mean of its members') or
-            "destination" (the token it merged into); see :mod:`tokenmerge.core.positions`. Unused without RoPE.
+        position_rule: in a RoPE model, a merged token's position: "destination" (default: the position of the token
+            it merged into) or "mean" (size-weighted mean of its members'); see :mod:`tokenmerge.core.positions`.
+            Unused without RoPE.
     """
 
     r: ScheduleSpec = 0
@@ -454,7 +455,7 @@ def patch_model(
             extra head channels, so SDPA runs without a mask, e.g. on its CUDA flash kernel; see
             :mod:`tokenmerge.core.attention`).
         seed: the random baselines' seed (None: torch's global generator; see :class:`ToMeConfig`).
-        position_rule: a merged token's position in a RoPE model, "mean" or "destination" (see :class:`ToMeConfig`).
+        position_rule: a merged token's position in a RoPE model, "destination" or "mean" (see :class:`ToMeConfig`).
     """
     config = ToMeConfig(
         r=r,

@@ -6,9 +6,15 @@ A RoPE model rotates every query and key by its token's position inside every at
 block rotates by the merged positions with the model's own rotary embedding (a :class:`Rotary` from the adapter).
 A merged token's position follows one of two rules:
 
-* ``"mean"``: the size-weighted mean of its members' coordinates (where its patches are on average);
-* ``"destination"``: the position of the token it merged into (ToMe's B token keeps its own; a position that
-  exists on the grid).
+* ``"destination"`` (default): the position of the token it merged into (ToMe's B token keeps its own; a position
+  on the grid, which the model was trained on);
+* ``"mean"``: the size-weighted mean of its members' coordinates (where its patches are on average; large merged
+  tokens drift off the grid towards the centre of their group).
+
+Measured on the embedded RoPE ViT (``python -m tokenmerge.image.rope_positions``, 1,050 held-out images):
+``"destination"`` keeps the predictions closer to the unmerged model's at large r (mean KL 0.0115 vs 0.0198 at
+r = 10, 0.0079 vs 0.0102 at r = 8; equal within 0.0001 at r = 4 and 6, "mean" lower at r = 2: 0.0009 vs 0.0014),
+so it is the default.
 
 The rotary angles are linear in the coordinates, so with ``"mean"`` a token's angles are its members' mean angles.
 Coordinates stay in float32 (float64 for float64 tokens) whatever the token dtype. The similarity metric is the
@@ -24,7 +30,7 @@ from torch import Tensor
 from .merge import TokenReduction, exact_dtype, merge_wavg
 
 #: How a merged token's position is made from its members' (see the module docstring); the first is the default.
-POSITION_RULES = ("mean", "destination")
+POSITION_RULES = ("destination", "mean")
 
 
 class Rotary(Protocol):
@@ -43,14 +49,16 @@ def check_position_rule(rule: str) -> None:
         raise ValueError(f"Unknown position_rule {rule!r}; choose one of {list(POSITION_RULES)}.")
 
 
-def merge_positions(reduction: TokenReduction, positions: Tensor, size: Tensor | None, rule: str = "mean") -> Tensor:
+def merge_positions(
+    reduction: TokenReduction, positions: Tensor, size: Tensor | None, rule: str = "destination"
+) -> Tensor:
     """Positions of the merged tokens.
 
     Args:
         reduction: the matching being applied to the tokens.
         positions: [B, N, P] coordinates of the tokens before the merge.
         size: [B, N, 1] the tokens' sizes before the merge (None: all 1).
-        rule: "mean" (size-weighted mean of the members') or "destination" (the destination token's own).
+        rule: "destination" (the destination token's own) or "mean" (size-weighted mean of the members').
 
     Returns:
         [B, N - r, P] in float32 (float64 for float64 positions).

@@ -57,7 +57,7 @@ class TokenState:
             sample (see :func:`tokenmerge.core.draws.sample_generators`).
         positions: [B, N, P] the tokens' coordinates for a rotary position embedding, or None (a model without
             RoPE); merged by ``position_rule`` (see :mod:`tokenmerge.core.positions`).
-        position_rule: "mean" or "destination".
+        position_rule: "destination" or "mean".
     """
 
     size: Tensor | None = None
@@ -66,7 +66,7 @@ class TokenState:
     padded: bool = False
     generator: Generators = None
     positions: Tensor | None = None
-    position_rule: str = "mean"
+    position_rule: str = "destination"
 
     @classmethod
     def start(cls, x: Tensor, attention_mask: Tensor | None = None, trace_source: bool = False) -> TokenState:

@@ -44,8 +44,8 @@ def apply_patch(
             so SDPA can use its CUDA flash kernel; see :mod:`tokenmerge.core.attention`).
         seed: the random baselines' seed: None draws from torch's global generator; an int gives every sample its
             own draws (the same in any batch or process; see :class:`tokenmerge.core.ToMeConfig`).
-        position_rule: for rotary-position models, a merged token's position: "mean" (size-weighted mean of its
-            members') or "destination" (see :mod:`tokenmerge.core.positions`).
+        position_rule: for rotary-position models, a merged token's position: "destination" (the token it merged
+            into) or "mean" (size-weighted mean of its members'; see :mod:`tokenmerge.core.positions`).
 
     Example:
         >>> model = timm.create_model("vit_small_patch16_224")

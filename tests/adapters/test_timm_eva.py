@@ -85,7 +85,7 @@ def test_merged_forward_equals_the_rope_reference(name, prop_attn):
         tokens_ref, size_ref, coords_ref = rope_reference.eva_vit(
             model, images, _grid_coords(model), schedule, prop_attn
         )
-        handle = tokenmerge.apply_patch(model, r=schedule, prop_attn=prop_attn)
+        handle = tokenmerge.apply_patch(model, r=schedule, prop_attn=prop_attn, position_rule="mean")
         tokens, state = handle.forward_tokens(images)
     torch.testing.assert_close(tokens, tokens_ref, rtol=0, atol=1e-10)
     torch.testing.assert_close(state.size[..., 0], size_ref, rtol=0, atol=0)
@@ -93,13 +93,13 @@ def test_merged_forward_equals_the_rope_reference(name, prop_attn):
     assert tokens.shape[1] == 17 - 5 and torch.all(state.size.sum(1) == 17)
 
 
-def test_the_rotation_matters_at_r_above_0():
-    """With the positions carried but left unmerged (each token keeps where it was in the sequence), the output
-    departs from the reference: so the reference test sees how positions follow merges."""
+def test_the_position_rule_matters_at_r_above_0():
+    """With the default rule ("destination") the output departs from the reference of the "mean" rule: so the
+    reference test sees which positions the merged tokens rotate by."""
     model, images = _model("rope-axial"), _images()
     with torch.no_grad():
         tokens_ref, *_ = rope_reference.eva_vit(model, images, _grid_coords(model), [3, 2], True)
-        handle = tokenmerge.apply_patch(model, r=[3, 2], position_rule="destination")
+        handle = tokenmerge.apply_patch(model, r=[3, 2])
         tokens, _ = handle.forward_tokens(images)
     assert (tokens - tokens_ref).abs().amax() > 1e-4
 
@@ -118,7 +118,7 @@ def test_position_rules_on_a_matching():
 @pytest.mark.parametrize("dtype", [torch.float16, torch.bfloat16])
 def test_positions_stay_float32_and_exact_in_low_precision(dtype):
     model = Eva(**SMALL, **CONFIGS["rope-axial"]).eval().to(dtype)
-    handle = tokenmerge.apply_patch(model, r=[3, 2], trace_source=True)
+    handle = tokenmerge.apply_patch(model, r=[3, 2], trace_source=True, position_rule="mean")
     with torch.no_grad():
         tokens, state = handle.forward_tokens(_images().to(dtype))
     assert state.positions.dtype == torch.float32 and torch.isfinite(tokens).all()
@@ -169,3 +169,18 @@ def test_designs_that_do_not_fit_are_refused_with_the_reason():
         tokenmerge.apply_patch(dinov3, r=2)
     with pytest.raises(ValueError, match="position_rule"):
         tokenmerge.apply_patch(_model("rope-axial"), r=2, position_rule="centre")
+
+
+def test_destination_positions_stay_on_the_grid_and_are_the_default():
+    model, images = _model("rope-axial"), _images()
+    handle = tokenmerge.apply_patch(model, r=[3, 2], trace_source=True)
+    assert handle.config.position_rule == "destination"
+    with torch.no_grad():
+        _, state = handle.forward_tokens(images)
+    grid = _grid_coords(model)
+    source = state.source[:, 1:, 1:]  # [B, N', N] patches each merged token holds
+    for sample in range(images.shape[0]):
+        for token, members in enumerate(source[sample]):
+            position = state.positions[sample, 1 + token]
+            member_coords = grid[members.bool()]
+            assert (member_coords == position).all(-1).any()  # one of its own patches' positions
