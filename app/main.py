@@ -36,6 +36,8 @@ EVAL_EXAMPLES = """examples:
 TRAIN_EXAMPLES = """examples:
   tokenmerge train video tome.r=16 model.checkpoint=video/weights/clip_vit.safetensors train.steps=500
   tokenmerge train video model=vit_large_patch16 model.checkpoint=mae_st.pth data.train=/k400/train.csv tome.r=20
+  tokenmerge train video experiment=paper_k400_vit_large_finetune model.pretrained=k400_400ep_rep4_mr9_16x4.pyth ...
+  tokenmerge train audio experiment=paper_audioset_vit_base_finetune model.pretrained=pretrained.pth tome.r=32 ...
   tokenmerge train audio tome.r=8 model.checkpoint=audio/weights/speech_vit.safetensors train.steps=600
   tokenmerge train image model=deit_small_patch16_224 data.train=/data/flowers/train data.val=/data/flowers/val
   torchrun --nproc_per_node 2 -m tokenmerge.app.main train video tome.r=16     DDP, rank 0 writes
@@ -125,7 +127,9 @@ def parser() -> argparse.ArgumentParser:
         "fine-tune a model with merging on (Hydra)",
         "Train with a merge schedule active; weights, training state and history in the output folder. Everything "
         "after the modality goes to the training job as Hydra overrides (tokenmerge train video --help shows the "
-        "config). The embedded models train with python -m tokenmerge.<modality>.train_embedded.",
+        "config). model.checkpoint starts from weights of the same model, model.pretrained (video, audio) from an "
+        "MAE-ST or AudioMAE pre-training checkpoint (encoder loaded, new head). The embedded models train with "
+        "python -m tokenmerge.<modality>.train_embedded.",
         ("modality", MODALITIES),
         ("args", "Hydra overrides (video, audio) or options (image)"),
         epilog=TRAIN_EXAMPLES,

@@ -57,6 +57,9 @@ def load_model(
     num_classes: int | None = None,
     target_length: int | None = None,
     global_pool: bool = True,
+    embed_dim: int | None = None,
+    depth: int | None = None,
+    num_heads: int | None = None,
 ) -> SpectrogramViT:
     """An audio model in eval mode.
 
@@ -64,7 +67,8 @@ def load_model(
         name: "embedded" (trained without merging), "embedded_tome" (fine-tuned with merging), or one of
             :data:`tokenmerge.audio.CONFIGS`.
         checkpoint: an AudioMAE .pth or our .safetensors; None: the embedded weights, or random weights.
-        num_classes, target_length: override the named configuration (they must match the checkpoint).
+        num_classes, target_length, embed_dim, depth, num_heads: override the named configuration (they must match
+            the checkpoint).
         global_pool: AudioMAE's mean-pooled head (its fine-tuned checkpoints) or the class token.
     """
     if name in EMBEDDED:
@@ -72,6 +76,7 @@ def load_model(
     if name not in CONFIGS:
         raise ValueError(f"Unknown audio model {name!r}; choose one of {sorted(EMBEDDED)} or {sorted(CONFIGS)}.")
     sizes = dict(num_classes=num_classes, target_length=target_length)
+    sizes |= dict(embed_dim=embed_dim, depth=depth, num_heads=num_heads)
     model = create_model(name, global_pool=global_pool, **{k: v for k, v in sizes.items() if v is not None})
     if checkpoint:
         load_checkpoint(model, checkpoint)

@@ -2,7 +2,8 @@
 
 Files are read with soundfile (WAV, FLAC, OGG, MP3 through libsndfile) and, when it cannot, with PyAV
 (compressed containers such as mp4, m4a, webm); torchaudio 2.11's ``load`` needs torchcodec and a system FFmpeg,
-so it is not used. Every file is mixed down to mono (mean of its channels), resampled to 16 kHz with
+so it is not used. Every file is made mono as AudioMAE reads it (channel 0 of a stereo file: :data:`CHANNEL_MODES`),
+resampled to 16 kHz with
 ``torchaudio.functional.resample``, and turned into AudioMAE's features ([1, T, F]; see
 :mod:`tokenmerge.audio.features`), with SpecAugment for training.
 
@@ -37,7 +38,7 @@ import torchaudio
 from torch import Tensor
 from torch.utils.data import DataLoader, Dataset, Subset
 
-from tokenmerge.experiments.data import Unreadable, collate_skipping
+from tokenmerge.experiments.data import Unreadable, collate_skipping, usable_workers
 from tokenmerge.experiments.data_index import (
     Classes,
     ClassList,
@@ -77,13 +78,27 @@ class AudioReadError(ValueError):
     """A file that neither soundfile nor PyAV could decode into audio samples."""
 
 
-def load_audio(path: str | Path, sample_rate: int = SAMPLE_RATE) -> Tensor:
+#: How :func:`load_audio` makes a multi-channel file mono: ``"first"`` keeps channel 0, as AudioMAE does
+#: (``dataset.py:178-179`` loads every channel and subtracts their common mean, then ``kaldi.fbank`` at
+#: ``dataset.py:209`` reads ``waveform[max(channel, 0)]`` with its default ``channel=-1``, i.e. channel 0; the
+#: common mean is a constant that fbank's per-frame DC removal takes out again); ``"mean"`` averages the channels.
+CHANNEL_MODES = ("first", "mean")
+
+
+def load_audio(path: str | Path, sample_rate: int = SAMPLE_RATE, channels: str = "first") -> Tensor:
     """Decode an audio file (or the first audio track of a video) to mono at ``sample_rate``.
 
+    Args:
+        path: the file.
+        sample_rate: Hz of the result.
+        channels: ``"first"`` (AudioMAE's reading: channel 0 of a stereo file) or ``"mean"`` (the mean of the
+            channels); see :data:`CHANNEL_MODES`.
+
     Returns:
-        [samples] float waveform: the mean of the file's channels, resampled with
-        ``torchaudio.functional.resample``.
+        [samples] float waveform, resampled with ``torchaudio.functional.resample``.
     """
+    if channels not in CHANNEL_MODES:
+        raise ValueError(f"channels={channels!r}: choose one of {', '.join(CHANNEL_MODES)}.")
     path = Path(path)
     if not path.is_file():
         raise FileNotFoundError(f"Audio file {path} does not exist.")
@@ -97,7 +112,7 @@ def load_audio(path: str | Path, sample_rate: int = SAMPLE_RATE) -> Tensor:
             raise AudioReadError(f"cannot decode {path}: soundfile: {soundfile_error}; PyAV: {av_error}") from None
     if waveform.numel() == 0:
         raise AudioReadError(f"{path} holds no audio samples.")
-    mono = waveform.mean(dim=0)
+    mono = waveform[0] if channels == "first" else waveform.mean(dim=0)
     if rate != sample_rate:
         mono = torchaudio.functional.resample(mono, rate, sample_rate)
     return mono
@@ -229,7 +244,7 @@ def build_audio_loader(
             ``(features, target)`` such as :class:`tokenmerge.audio.spoken_words.SpokenWordsDataset`.
         preset: feature settings or a preset name (:data:`tokenmerge.audio.features.PRESETS`); for file sources.
         classes: class names, a class-index CSV or a names file; None looks beside the index.
-        batch_size, workers: DataLoader settings.
+        batch_size, workers: DataLoader settings (workers: at most the CPU cores here).
         max_samples: an evenly spaced subset of this size (quick runs); None for all.
         train: SpecAugment on the features and shuffled order (seeded with ``seed``); a dataset passed as
             ``source`` must have been built with the same ``train``.
@@ -258,7 +273,7 @@ def build_audio_loader(
         batch_size=batch_size,
         shuffle=train,
         generator=generator,
-        num_workers=workers,
+        num_workers=usable_workers(workers),
         collate_fn=collate_skipping,
     )
 

@@ -8,6 +8,7 @@ from tokenmerge.experiments.cli import SettingError
 from tokenmerge.experiments.data import cache_dir
 from tokenmerge.experiments.evaluation import Setting
 from tokenmerge.experiments.evaluation_job import run_evaluation_job
+from tokenmerge.experiments.training_job import model_size
 from tokenmerge.experiments.validation import (
     DTYPES,
     check_choice,
@@ -20,11 +21,14 @@ from tokenmerge.experiments.validation import (
 from .checkpoint import EMBEDDED, load_model
 from .data import build_audio_loader, is_multilabel, load_index
 from .evaluate import sweep
-from .features import PRESETS
-from .model import CONFIGS
+from .features import PRESETS, FbankPreset
+from .model import CONFIGS, EMBEDDED_ARCH
 from .spoken_words import write_audio_dataset
 
-__all__ = ["DTYPES", "check_config", "embedded_val_index", "run_evaluation"]
+__all__ = ["DTYPES", "check_config", "check_features_fit_model", "embedded_val_index", "run_evaluation"]
+
+#: The named AudioMAE configurations' input without ``model.target_length``: SpectrogramViT's defaults.
+DEFAULT_TARGET_LENGTH, DEFAULT_MEL_BINS = 1024, 128
 
 
 def embedded_val_index(per_class: int = 50, seed: int = 0) -> Path:
@@ -35,7 +39,7 @@ def embedded_val_index(per_class: int = 50, seed: int = 0) -> Path:
 
 def check_config(cfg: dict) -> Setting:
     """Check every setting of an audio evaluation config before a model is built or a file is read: the shared
-    settings, the feature preset, the model (name, checkpoint) and the index (its classes against the model's).
+    settings, the feature preset, the model (name, checkpoint, size) and the index (its classes against the model's).
 
     Returns the run's setting; raises :class:`~tokenmerge.experiments.cli.UserError` with one line on what to fix.
     """
@@ -44,13 +48,34 @@ def check_config(cfg: dict) -> Setting:
     check_choice(data.get("preset"), sorted(PRESETS), "data.preset")
     check_count(model.get("target_length"), "model.target_length", optional=True)
     num_classes = check_model_choice(model, EMBEDDED, CONFIGS, "audio", "AudioMAE", 527)
+    if model["name"] in CONFIGS:
+        model_size(model, CONFIGS[model["name"]])
     for key in ("root", "classes"):
         if data.get(key) == "???":
             raise SettingError(f"data.{key} is required for this dataset: pass data.{key}=/path/to/it.")
+    check_features_fit_model(PRESETS[data["preset"]], model)
     if data.get("root") is None:
         return setting
     check_index_classes(data, load_index, num_classes, model["name"])
     return setting
+
+
+def check_features_fit_model(preset: FbankPreset, model: dict) -> None:
+    """The features the preset makes (``target_length`` frames x ``num_mel_bins``) must be the model's input grid
+    (``model.target_length``, or its architecture's); checked before an audio file is read."""
+    if model["name"] in EMBEDDED:
+        frames, bins = EMBEDDED_ARCH["target_length"], EMBEDDED_ARCH["num_mel_bins"]
+    else:
+        frames, bins = model.get("target_length") or DEFAULT_TARGET_LENGTH, DEFAULT_MEL_BINS
+    if (preset.target_length, preset.num_mel_bins) == (frames, bins):
+        return
+    fitting = sorted(name for name, p in PRESETS.items() if (p.target_length, p.num_mel_bins) == (frames, bins))
+    instead = f"choose data.preset={' or '.join(fitting)}" if fitting else "choose a preset of that size"
+    raise SettingError(
+        f"data.preset={preset.name} makes {preset.target_length} frames x {preset.num_mel_bins} mel bins but model "
+        f"{model['name']} takes {frames} x {bins}: {instead}, or a model of the data's length "
+        f"(model.target_length={preset.target_length}, which a checkpoint must match)."
+    )
 
 
 def run_evaluation(cfg: dict, out_dir: str | Path, reference_cache: str | Path | None = None) -> list[dict]:

@@ -8,8 +8,8 @@ et al., "Masked Autoencoders that Listen", NeurIPS 2022), which inherits it from
 2. ``torchaudio.compliance.kaldi.fbank(waveform, htk_compat=True, sample_frequency=sr, use_energy=False,
    window_type='hanning', num_mel_bins=128, dither=0.0, frame_shift=10)``: 25 ms windows every 10 ms,
    [frames, mel]. Given several channels, kaldi's ``fbank`` reads only the first (its ``channel=-1`` default
-   means channel 0), so AudioMAE uses the first channel; :func:`tokenmerge.audio.data.load_audio` mixes files
-   down to mono before this.
+   means channel 0), so AudioMAE uses the first channel; :func:`tokenmerge.audio.data.load_audio` keeps channel 0
+   too (``channels="mean"`` mixes the channels instead).
 3. Zero-pad at the end, or cut, to ``target_length`` frames.
 4. SpecAugment in training only (``FrequencyMasking(freqm)`` then ``TimeMasking(timem)`` on [1, mel, time]),
    on the raw log-mel values, i.e. masked bins become 0 *before* normalization.

@@ -1,12 +1,16 @@
 """Hydra entry point for fine-tuning spectrogram ViTs with merging on (see audio/conf/train.yaml).
 
 python -m tokenmerge.audio.train tome.r=8 model.checkpoint=audio/weights/speech_vit.safetensors train.steps=600
+python -m tokenmerge.audio.train experiment=paper_audioset_vit_base_finetune model.pretrained=pretrained.pth ...
 torchrun --nproc_per_node 2 -m tokenmerge.audio.train tome.r=8 hydra.run.dir=outputs/audio_train/ddp
 
 The model is patched with ``tome.*`` before training, so every step runs with the merge schedule (proportional
 attention, size-weighted pooling), as the ToMe paper fine-tunes its audio model. The loop is
 :func:`tokenmerge.experiments.training.train` (AdamW, warm-up + cosine, label smoothing or BCE for multi-label sets,
 mixup, SpecAugment from the dataset, DDP under torchrun, safetensors + resumable state in the output folder).
+``model.pretrained`` starts from an AudioMAE pre-training checkpoint (the encoder; the decoder, mask token and final
+norm are skipped and the head is drawn anew, as AudioMAE's fine-tuning does), ``model.checkpoint`` from weights of
+this very model; ``model.embed_dim`` / ``depth`` / ``num_heads`` shrink a named size (smoke tests).
 Before training, one process measures training samples/s of the model with and without merging.
 """
 
@@ -18,26 +22,28 @@ from pathlib import Path
 import torch
 from torch import Tensor
 
-from tokenmerge.experiments.checkpoint import UnreadableCheckpoint
-from tokenmerge.experiments.cli import DataError, SettingError
+from tokenmerge.experiments.cli import SettingError
 from tokenmerge.experiments.hydra_cli import training_main
 from tokenmerge.experiments.training import TrainConfig
 from tokenmerge.experiments.training_job import (
     check_data_paths,
     check_global_batch,
+    check_initial_weights,
+    load_initial_weights,
+    model_size,
     read_index,
     tome_patch,
     train_config,
     train_with_merging,
     world_size,
 )
-from tokenmerge.experiments.validation import check_choice, check_path, check_tome
+from tokenmerge.experiments.validation import check_choice, check_tome
 
 from .checkpoint import load_checkpoint, load_pretrained_encoder
 from .data import AudioDataset, load_index
 from .embedded import create_embedded_model
 from .features import PRESETS, get_preset
-from .model import CONFIGS, SpectrogramViT, create_model
+from .model import CONFIGS, EMBEDDED_ARCH, SpectrogramViT, create_model
 from .patch import apply_patch
 from .spoken_words import WORDS, SpokenWordsDataset
 
@@ -62,31 +68,31 @@ def build_datasets(data: dict, seed: int):
     return train_set, val_set, list(index.classes), index.multi_label
 
 
+def architecture(model: dict) -> dict[str, int]:
+    """embed_dim, depth and num_heads of the configured model: the named size's unless ``model.*`` overrides them."""
+    embedded = model["name"] in ("embedded", "embedded_tome")
+    return model_size(model, EMBEDDED_ARCH if embedded else CONFIGS[model["name"]])
+
+
 def build_model(model: dict, num_classes: int, target_length: int) -> SpectrogramViT:
-    """A SpectrogramViT for training: the embedded architecture or a named AudioMAE size, initialised as configured."""
+    """A SpectrogramViT for training: the embedded architecture or a named AudioMAE size, initialised as configured.
+
+    ``model.checkpoint`` must match it (classes, input); ``model.pretrained`` loads the encoder of an AudioMAE
+    pre-training checkpoint and draws the head anew.
+    """
+    sizes = dict(drop_path_rate=model["drop_path_rate"], **architecture(model))
     if model["name"] in ("embedded", "embedded_tome"):
-        net = create_embedded_model(num_classes, drop_path_rate=model["drop_path_rate"])
+        net = create_embedded_model(num_classes, **sizes)
     else:
         net = create_model(
             model["name"],
             num_classes=num_classes,
             target_length=target_length,
             global_pool=model["global_pool"],
-            drop_path_rate=model["drop_path_rate"],
+            **sizes,
         )
-    if model["checkpoint"]:
-        try:
-            load_checkpoint(net, model["checkpoint"])
-        except UnreadableCheckpoint as error:
-            raise DataError(f"model.checkpoint={model['checkpoint']}: {error}") from None
-        except ValueError as error:
-            raise SettingError(
-                f"model.checkpoint={model['checkpoint']} does not fit the model ({num_classes} classes, "
-                f"{target_length} frames): {error}"
-            ) from None
-    elif model["pretrained"]:
-        skipped = load_pretrained_encoder(net, model["pretrained"])
-        print(f"loaded the encoder of {model['pretrained']} ({len(skipped)} pre-training keys not used)")
+    fits = f"{num_classes} classes, {net.target_length} frames"
+    load_initial_weights(net, model, load_checkpoint, load_pretrained_encoder, fits)
     return net
 
 
@@ -109,9 +115,8 @@ def check_config(cfg: dict) -> TrainConfig:
     data, model = cfg["data"], cfg["model"]
     check_choice(data["preset"], sorted(PRESETS), "data.preset")
     check_choice(model["name"], ["embedded", "embedded_tome", *sorted(CONFIGS)], "model.name")
-    for key in ("checkpoint", "pretrained"):
-        if model[key]:
-            check_path(model[key], f"model.{key}", "file", "Give an AudioMAE .pth or a .safetensors file.")
+    check_initial_weights(model, "Give an AudioMAE .pth or a .safetensors file.")
+    architecture(model)
     check_data_paths(data)
     if data["train"] is None and cfg["train"].get("weighted_sampler"):
         raise SettingError("train.weighted_sampler weighs the samples of data.train by their labels; give data.train.")

@@ -16,6 +16,7 @@ from pathlib import Path
 
 import torch
 from torch import Tensor
+from torch.utils.data import default_collate
 
 log = logging.getLogger(__name__)
 
@@ -56,6 +57,25 @@ def collate_skipping(items: list) -> Batch:
     inputs = torch.stack([sample for sample, _ in good])
     targets = torch.stack([torch.as_tensor(target) for _, target in good])
     return Batch(inputs, targets, skipped)
+
+
+def collate_training(items: list) -> Batch | object:
+    """The trainer's default collate: ``default_collate`` for a batch of readable samples (as before), and
+    :func:`collate_skipping` (a :class:`Batch` that lists the unreadable ones) when any item is :class:`Unreadable`,
+    so one bad file never stops a training run."""
+    if any(isinstance(item, Unreadable) for item in items):
+        return collate_skipping(items)
+    return default_collate(items)
+
+
+def usable_workers(requested: int) -> int:
+    """``requested`` data-loader workers, at most the CPU cores this process may use (a worker per core at most:
+    more only compete with each other and with the model); logs when it lowers the number."""
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
+    if requested > cores:
+        log.info("data loader: %d workers asked, %d CPU cores here: using %d", requested, cores, cores)
+        return cores
+    return requested
 
 
 def cache_dir() -> Path:

@@ -7,11 +7,13 @@ shard, metrics are exact over all samples, only rank 0 prints and writes).
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Callable
 from pathlib import Path
 
 import torch
 from torch import nn
+from torch.utils.data import Subset
 
 from .checkpoint import UnreadableCheckpoint
 from .cli import DataError, SettingError
@@ -20,6 +22,49 @@ from .evaluation import Setting, format_table, write_results
 from .validation import DTYPES
 
 Sweep = Callable[..., list[dict]]
+log = logging.getLogger(__name__)
+
+
+def sample_counts(loader, rows: list[dict], data: dict) -> dict:
+    """How many samples the run evaluated against how many the index lists and the paper's set has.
+
+    Returns ``{"evaluated", "listed", "selected", "skipped", "paper", "paper_set"}``: ``listed`` is the index's
+    length (None if the loader has no map-style dataset), ``selected`` what ``data.max_samples`` kept of it, ``paper``
+    and ``paper_set`` the ``data.paper_samples`` / ``data.paper_set`` of a paper experiment (None otherwise).
+    """
+    dataset = getattr(loader, "dataset", None)
+    selected = len(dataset) if hasattr(dataset, "__len__") else None
+    while isinstance(dataset, Subset):
+        dataset = dataset.dataset
+    listed = len(dataset) if hasattr(dataset, "__len__") else None
+    return {
+        "evaluated": rows[0]["samples"],
+        "listed": listed,
+        "selected": selected,
+        "skipped": len(rows[0].get("skipped", [])),
+        "paper": data.get("paper_samples"),
+        "paper_set": data.get("paper_set"),
+    }
+
+
+def counts_line(counts: dict) -> str:
+    """One line for the end of a run: ``samples: evaluated 9 of 10 listed in the index (1 unreadable, skipped;
+    max_samples kept 10); the paper's set has 19148 (...)``."""
+    line = f"samples: evaluated {counts['evaluated']}"
+    if counts["listed"] is not None:
+        line += f" of {counts['listed']} listed in the index"
+    notes = []
+    if counts["skipped"]:
+        notes.append(f"{counts['skipped']} unreadable, skipped")
+    if counts["selected"] is not None and counts["selected"] != counts["listed"]:
+        notes.append(f"data.max_samples kept {counts['selected']}")
+    line += f" ({'; '.join(notes)})" if notes else ""
+    if counts["paper"]:
+        line += f"; the paper's set has {counts['paper']}"
+        line += f" ({counts['paper_set']})" if counts["paper_set"] else ""
+        if counts["evaluated"] != counts["paper"]:
+            line += f": {counts['paper'] - counts['evaluated']:+d} samples, so scores are not the paper's set's"
+    return line
 
 
 def run_evaluation_job(
@@ -43,6 +88,9 @@ def run_evaluation_job(
             throughput_batch=, throughput_rounds=, dtype=, reference_cache=)``.
         reference_cache: the multirun's shared unmerged predictions (see ``core.hydra_cli.job_paths``).
 
+    At the end rank 0 prints how many samples were evaluated against the index and the paper's set
+    (:func:`sample_counts`, also ``samples`` in results.json), with a warning when files were skipped.
+
     Returns:
         The rows (the same on every process).
     """
@@ -63,8 +111,20 @@ def run_evaluation_job(
             reference_cache=reference_cache,
         )
         if ctx.is_main:
+            counts = sample_counts(loader, rows, cfg.get("data") or {})
             print(format_table(rows))
-            write_results(rows, out_dir, model=cfg["model"]["name"], data=str(source), config=cfg, rank=ctx.rank)
+            metadata = dict(model=cfg["model"]["name"], data=str(source), config=cfg, rank=ctx.rank)
+            write_results(rows, out_dir, **metadata, samples=counts)
+            print(counts_line(counts))
+            if counts["skipped"]:
+                skipped = counts["skipped"]
+                log.warning(
+                    "%d of the %s listed files could not be read and were NOT evaluated (listed in %s)",
+                    skipped,
+                    counts["listed"] if counts["listed"] is not None else "?",
+                    Path(out_dir) / "results.json",
+                )
+                print(f"WARNING: {skipped} unreadable file{'s' if skipped != 1 else ''} skipped: see results.json")
     return rows
 
 

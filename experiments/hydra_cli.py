@@ -16,15 +16,22 @@ and its ``main`` is ``@hydra.main(...)`` over ``@user_errors`` (:mod:`tokenmerge
 * the jobs of a sweep share the unmerged model's predictions (:func:`job_paths` gives each job the same cache
   file per model, data and device), so the reference pass runs once per model and dataset, not once per job;
 * when the sweep ends, one table of all jobs is printed and written to ``results.json`` / ``results.csv`` in the
-  sweep folder.
+  sweep folder;
+* ``-m`` / ``--multirun`` may come anywhere on the command line, also after the overrides (:func:`flags_first`:
+  Hydra's own parser takes flags only before them);
+* a run stopped by a user error leaves no run folder behind (:func:`discard_run_folder`): it would hold only
+  Hydra's copy of the config.
 """
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 import os
-from collections.abc import Callable
+import shutil
+import sys
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -46,6 +53,8 @@ REFERENCE_KEYS = ("model", "data", "device")
 __all__ = [
     "SweepCallback",
     "combine_sweep",
+    "discard_run_folder",
+    "flags_first",
     "evaluation_main",
     "job_overrides",
     "job_paths",
@@ -154,6 +163,62 @@ def job_paths(cfg: dict, keys: tuple[str, ...] = REFERENCE_KEYS) -> tuple[Path, 
     return out_dir, Path(hydra.sweep.dir) / "reference" / f"unmerged_{digest}.pt"
 
 
+#: Hydra flags that take no value and may be written after the overrides (moved before them by :func:`flags_first`).
+MOVABLE_FLAGS = ("-m", "--multirun")
+
+
+def flags_first(arguments: Sequence[str]) -> list[str]:
+    """``arguments`` with the flags of :data:`MOVABLE_FLAGS` moved to the front, the rest in order.
+
+    Hydra's argparse stops at the first override, so ``tome.r=8 -m tome.method=tome,random_drop`` fails with
+    "unrecognized arguments"; written in either order it now means the same.
+    """
+    flags = [arg for arg in arguments if arg in MOVABLE_FLAGS]
+    return flags + [arg for arg in arguments if arg not in MOVABLE_FLAGS]
+
+
+def discard_run_folder(folder: str | Path, stop: str | Path | None = None) -> bool:
+    """Remove a run folder that holds nothing but Hydra's files (``.hydra/`` and ``*.log``), and the parents it
+    leaves empty inside ``stop`` (default: the working directory); never ``stop`` itself or a folder above it.
+
+    Returns whether ``folder`` was removed; a folder with any other file (results of an earlier run) is kept.
+    """
+    folder, stop = Path(folder).resolve(), Path(stop or os.getcwd()).resolve()
+    if not folder.is_dir() or folder == stop or folder in stop.parents:
+        return False
+    if any(entry.name != ".hydra" and not (entry.is_file() and entry.suffix == ".log") for entry in folder.iterdir()):
+        return False
+    shutil.rmtree(folder, ignore_errors=True)
+    parent = folder.parent
+    while parent != stop and stop in parent.parents and not any(parent.iterdir()):
+        parent.rmdir()
+        parent = parent.parent
+    return True
+
+
+def _discarding_run_folder(task: Callable[[DictConfig], None]) -> Callable[[DictConfig], None]:
+    """``task``; a user error first removes the run folder Hydra made for it (:func:`discard_run_folder`)."""
+
+    @functools.wraps(task)
+    def wrapper(cfg: DictConfig) -> None:
+        try:
+            task(cfg)
+        except UserError:
+            discard_run_folder(HydraConfig.get().runtime.output_dir)
+            raise
+
+    return wrapper
+
+
+def _flags_anywhere(main: Callable[[], None]) -> Callable[[], None]:
+    @functools.wraps(main)
+    def wrapper() -> None:
+        sys.argv = [sys.argv[0], *flags_first(sys.argv[1:])]
+        main()
+
+    return wrapper
+
+
 def evaluation_main(config_package: str, run_evaluation: Callable[..., object]) -> Callable[[], None]:
     """The ``main`` of a modality's ``run_eval``: Hydra over ``config_package``'s ``eval.yaml``, one-line user
     errors, and ``run_evaluation(config, out_dir, reference_cache=...)`` with this job's folder and the sweep's
@@ -161,12 +226,13 @@ def evaluation_main(config_package: str, run_evaluation: Callable[..., object]) 
 
     @hydra.main(version_base=None, config_path=f"pkg://{config_package}", config_name="eval")
     @user_errors
+    @_discarding_run_folder
     def main(cfg: DictConfig) -> None:
         config = OmegaConf.to_container(cfg, resolve=True)
         out_dir, reference_cache = job_paths(config)
         run_evaluation(config, out_dir, reference_cache=reference_cache)
 
-    return main
+    return _flags_anywhere(main)
 
 
 def training_main(config_package: str, run_training: Callable[..., object]) -> Callable[[], None]:
@@ -175,8 +241,9 @@ def training_main(config_package: str, run_training: Callable[..., object]) -> C
 
     @hydra.main(version_base=None, config_path=f"pkg://{config_package}", config_name="train")
     @user_errors
+    @_discarding_run_folder
     def main(cfg: DictConfig) -> None:
         config = OmegaConf.to_container(cfg, resolve=True)
         run_training(config, config["out_dir"] or HydraConfig.get().runtime.output_dir)
 
-    return main
+    return _flags_anywhere(main)

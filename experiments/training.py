@@ -30,6 +30,7 @@ from tqdm.auto import tqdm
 
 from .batch_mixing import mix_batch
 from .checkpoint import load_state_dict_exactly, save_safetensors
+from .data import Batch, Unreadable, collate_training
 from .distributed import (
     DistributedContext,
     broadcast_from_main,
@@ -70,11 +71,14 @@ class TrainResult:
             training time only: evaluation and checkpointing excluded; with ``repeat_aug`` k, k per drawn
             sample), and evaluation metrics at evaluation steps.
         paths: files written on rank 0: "weights", "state", "history" (empty elsewhere or without out_dir).
+        skipped: the unreadable files training and validation met (every process's, each once), skipped as
+            evaluation skips them; logged once at the end.
     """
 
     metrics: dict[str, float]
     history: list[dict[str, float]]
     paths: dict[str, Path] = field(default_factory=dict)
+    skipped: list[Unreadable] = field(default_factory=list)
 
     def write_summary(self, summary: dict, out_dir: str | Path) -> Path | None:
         """On the rank that wrote the weights, write ``summary`` as ``out_dir/train_results.json`` and print what
@@ -112,7 +116,8 @@ class _Run:
     def __init__(self, model, train_dataset, config, ctx, val_dataset, evaluate, collate_fn, num_classes, progress):
         self.model, self.config, self.ctx = model.to(ctx.device), config, ctx
         self.train_dataset, self.val_dataset, self.evaluate_fn = train_dataset, val_dataset, evaluate
-        self.collate_fn, self.num_classes, self.progress = collate_fn, num_classes, progress
+        self.collate_fn, self.num_classes, self.progress = collate_fn or collate_training, num_classes, progress
+        self.skipped: dict[str, str] = {}  # unreadable files met so far: path -> reason
         self.out_dir = Path(config.out_dir) if config.out_dir is not None and ctx.is_main else None
         self.sampler = training_sampler(train_dataset, config, ctx)
         self.steps_per_epoch = len(self.sampler) // config.batch_size
@@ -155,9 +160,12 @@ class _Run:
     def train_step(self, batch) -> tuple[Tensor, int]:
         """One optimizer step on a batch; returns (the loss, detached, scalar on the device; samples in the batch)."""
         config, device = self.config, self.ctx.device
-        inputs, targets = unpack_batch(batch)
+        inputs, targets = unpack_batch(self._note_skipped(batch))
         if inputs.shape[0] == 0:
-            raise ValueError("A training batch has no readable samples; remove or repair the unreadable files.")
+            raise ValueError(
+                f"A training batch has no readable samples (unreadable: {', '.join(sorted(self.skipped))}); remove or "
+                "repair the unreadable files."
+            )
         lr = learning_rate(self.step, config)
         for group in self.optimizer.param_groups:
             group["lr"] = lr * group.get("lr_scale", 1.0)
@@ -199,7 +207,7 @@ class _Run:
         loader = DataLoader(shard, self.config.batch_size, num_workers=workers, collate_fn=collate)
         logits, targets = [], []
         for batch in loader:
-            inputs, labels = unpack_batch(batch)
+            inputs, labels = unpack_batch(self._note_skipped(batch))
             if len(inputs):
                 with torch.autocast(self.ctx.device.type, dtype=torch.bfloat16, enabled=self.config.amp):
                     logits.append(self.model(inputs.to(self.ctx.device)).float().cpu())
@@ -215,6 +223,32 @@ class _Run:
             return {"val_loss": loss, **{f"val_{k}": v for k, v in multilabel_metrics(logits, targets).items()}}
         loss = F.cross_entropy(logits, targets.long()).item()
         return {"val_loss": loss, **{f"val_{k}": v for k, v in classification_metrics(logits, targets).items()}}
+
+    def _note_skipped(self, batch):
+        """``batch``, after recording the unreadable files it lists (a :class:`Batch`'s ``skipped``)."""
+        if isinstance(batch, Batch):
+            for bad in batch.skipped:
+                self.skipped.setdefault(bad.path, bad.error)
+        return batch
+
+    def report_skipped(self) -> list[Unreadable]:
+        """Every process's unreadable files, each once (call on all ranks); rank 0 logs one warning for them."""
+        merged: dict[str, str] = {}
+        for part in gather_objects(self.skipped, self.ctx):
+            for path, error in part.items():
+                merged.setdefault(path, error)
+        skipped = [Unreadable(path, error) for path, error in sorted(merged.items())]
+        if skipped and self.ctx.is_main:
+            shown = "; ".join(f"{s.path} ({s.error})" for s in skipped[:5])
+            more = f"; and {len(skipped) - 5} more" if len(skipped) > 5 else ""
+            log.warning(
+                "%d unreadable file%s skipped in training (listed in train_results.json): %s%s",
+                len(skipped),
+                "s" if len(skipped) != 1 else "",
+                shown,
+                more,
+            )
+        return skipped
 
     def state(self) -> dict:
         """The resumable training state (gathers every rank's RNG state; call on all ranks)."""
@@ -329,7 +363,8 @@ class _Run:
                 window_loss, window_steps, window_samples = torch.zeros((), device=ctx.device), 0, 0
                 start = time.perf_counter()
         self.model.eval()
-        return TrainResult(dict(self.history[-1]) if self.history else {}, self.history, paths)
+        skipped = self.report_skipped()
+        return TrainResult(dict(self.history[-1]) if self.history else {}, self.history, paths, skipped)
 
 
 def training_sampler(
@@ -393,7 +428,9 @@ def train(
             mode under ``torch.no_grad``; its result is broadcast to every rank. It and ``val_dataset`` run at
             every ``eval_every`` step and at the end, inside ``torch.random.fork_rng`` (they never change the
             training run).
-        collate_fn: the DataLoader's (default: stacking).
+        collate_fn: the DataLoader's (default: stacking, and unreadable files, items that are
+            :class:`~tokenmerge.experiments.data.Unreadable`, skipped and listed in the result's ``skipped``:
+            :func:`~tokenmerge.experiments.data.collate_training`).
         num_classes: K, if given checked against the model's output.
         progress: a tqdm bar and one line per history entry on rank 0.
 

@@ -88,19 +88,24 @@ def load_model(
     num_classes: int | None = None,
     num_frames: int | None = None,
     img_size: int | None = None,
+    embed_dim: int | None = None,
+    depth: int | None = None,
+    num_heads: int | None = None,
 ) -> SpatiotemporalViT:
     """A video model in eval mode.
 
     Args:
         name: "embedded" (the moving-objects model shipped here) or one of :data:`tokenmerge.video.CONFIGS`.
         checkpoint: an MAE-ST .pth or our .safetensors; None: the embedded weights, or random weights.
-        num_classes, num_frames, img_size: override the named configuration (they must match the checkpoint).
+        num_classes, num_frames, img_size, embed_dim, depth, num_heads: override the named configuration (they must
+            match the checkpoint).
     """
     if name == "embedded":
         return load_embedded_model(checkpoint or WEIGHTS).model
     if name not in CONFIGS:
         raise ValueError(f"Unknown video model {name!r}; choose 'embedded' or one of {sorted(CONFIGS)}.")
     sizes = dict(num_classes=num_classes, num_frames=num_frames, img_size=img_size)
+    sizes |= dict(embed_dim=embed_dim, depth=depth, num_heads=num_heads)
     model = create_model(name, **{k: v for k, v in sizes.items() if v is not None})
     if checkpoint:
         load_checkpoint(model, checkpoint)

@@ -25,13 +25,23 @@ Temporal views follow ``util/decoder/decoder.py`` (``get_start_end_idx`` with ``
 ``i * floor(delta / (n - 1))`` (one view: ``floor(delta / 2)``, the centre), and its ``num_frames`` indices are
 ``linspace(start, start + span - 1)`` clamped to the video and truncated to integers. A video shorter than the
 span therefore gives the same clip for every temporal view, with its last frame repeated to fill the clip.
-Spatial crops follow ``util/decoder/transform.py`` (``random_short_side_scale_jitter`` with equal bounds, then
-``uniform_crop``): short side resized to ``short_side`` (long side ``floor(long / short * short_side)``), crops
-0/1/2 at the left/centre/right (top/centre/bottom when the frame is taller than wide); a single crop is the
-centre one. View ``v`` is temporal view ``v // num_spatial_crops`` and crop ``v % num_spatial_crops``, MAE-ST's
-order. Frames are resized while decoding with FFmpeg's area filter, as MAE-ST's decoder (torchvision's video
-reader, ``SWS_AREA``) does; unlike MAE-ST, which decodes each view's segment separately, the whole video is
-decoded once for all views.
+Frames are decoded as MAE-ST's test path decodes them: ``util/kinetics.py:241-272`` reads the file's bytes
+(``util/decoder/video_container.py:19-21``) and ``util/decoder/decoder.py:146-156`` decodes them with
+torchvision's video reader (``io._read_video_from_memory`` with ``video_min_dimension=max_spatial_scale``, the short
+side). That reader converts and resizes each frame in one swscale call, ``sws_getContext(..., SWS_AREA, ...)``
+without ``sws_setColorspaceDetails`` (torchvision ``csrc/io/decoder/video_sampler.cpp``, ``VideoSampler::init``),
+so YUV becomes RGB with swscale's default, the BT.601 matrix, at limited (MPEG, 16-235) range for ``yuv*`` pixel
+formats (full range only for the ``yuvj*`` ones), whatever colour space the file is tagged with (BT.709 HD
+clips too). :func:`decode_video` asks PyAV for exactly that (PyAV's own default would follow the tag). The short
+side becomes ``short_side`` and the long side ``round(long * short_side / short)``, rounded half up
+(``csrc/io/decoder/util.cpp``, ``Util::setFormatDimensions``, case #6); MAE-ST's later
+``random_short_side_scale_jitter`` (``util/decoder/transform.py:67-68``) then finds the short side already at
+``short_side`` and leaves the frame as it is, so its ``floor`` (lines 72, 74) never applies.
+
+Spatial crops follow ``util/decoder/transform.py`` (``uniform_crop``): crops 0/1/2 at the left/centre/right
+(top/centre/bottom when the frame is taller than wide); a single crop is the centre one. View ``v`` is temporal
+view ``v // num_spatial_crops`` and crop ``v % num_spatial_crops``, MAE-ST's order. Unlike MAE-ST, which decodes
+each view's segment separately, the whole video is decoded once for all views.
 
 A corrupt, truncated or unreadable video never stops an evaluation: its item is an
 :class:`~tokenmerge.experiments.data.Unreadable` record, which
@@ -52,7 +62,7 @@ import torch
 from torch import Tensor
 from torch.utils.data import DataLoader, Dataset, Subset
 
-from tokenmerge.experiments.data import Unreadable, collate_skipping
+from tokenmerge.experiments.data import Unreadable, collate_skipping, usable_workers
 from tokenmerge.experiments.data_index import Classes, DataIndex, IndexReader, read_class_names
 
 VIDEO_EXTENSIONS = (".mp4", ".avi", ".mkv", ".webm", ".mov", ".m4v")
@@ -121,10 +131,30 @@ def temporal_indices(video_frames: int, num_frames: int, span: float, num_views:
 
 
 def resized_size(height: int, width: int, short_side: int) -> tuple[int, int]:
-    """(height, width) with the short side set to ``short_side`` and the long one scaled and floored, as MAE-ST."""
+    """(height, width) with the short side set to ``short_side`` and the long one scaled and rounded half up, as
+    MAE-ST's decoder sizes frames (torchvision ``Util::setFormatDimensions``: ``round(srcW * min / srcH)``)."""
     if width < height:
-        return math.floor(height / width * short_side), short_side
-    return short_side, math.floor(width / height * short_side)
+        return max(math.floor(height * short_side / width + 0.5), 1), short_side
+    return short_side, max(math.floor(width * short_side / height + 0.5), 1)
+
+
+#: The YUV -> RGB conversion of MAE-ST's decoder (module doc): swscale's default matrix, BT.601.
+DECODER_COLORSPACE = "ITU601"
+
+
+def decoder_color_range(pixel_format: str) -> str:
+    """The range swscale assumes for a pixel format without colour details: full (JPEG) for ``yuvj*``, else MPEG."""
+    return "JPEG" if pixel_format.startswith("yuvj") else "MPEG"
+
+
+def to_rgb(frame: av.VideoFrame, width: int, height: int) -> np.ndarray:
+    """One frame as MAE-ST's decoder gives it: BT.601 at swscale's default range, resized with the area filter to
+    ``width`` x ``height`` in the same swscale call; [height, width, 3] uint8 RGB."""
+    range_ = decoder_color_range(frame.format.name)
+    rgb = frame.reformat(
+        width, height, "rgb24", src_colorspace=DECODER_COLORSPACE, src_color_range=range_, interpolation="AREA"
+    )
+    return rgb.to_ndarray()
 
 
 def crop_offsets(height: int, width: int, crop_size: int, num_crops: int) -> list[tuple[int, int]]:
@@ -138,7 +168,8 @@ def crop_offsets(height: int, width: int, crop_size: int, num_crops: int) -> lis
 
 
 def decode_video(path: str | Path, short_side: int) -> tuple[np.ndarray, float | None]:
-    """Every frame of the first video stream, short side resized to ``short_side``.
+    """Every frame of the first video stream, short side resized to ``short_side``, converted to RGB as MAE-ST's
+    decoder converts it (BT.601, limited range, whatever the file's tag: module doc).
 
     Returns:
         frames [N, H, W, 3] uint8 RGB, and the stream's average frame rate (None when the file has none).
@@ -155,7 +186,7 @@ def decode_video(path: str | Path, short_side: int) -> tuple[np.ndarray, float |
         frames = []
         for frame in container.decode(stream):
             height, width = resized_size(frame.height, frame.width, short_side)
-            frames.append(frame.reformat(width, height, "rgb24", interpolation="AREA").to_ndarray())
+            frames.append(to_rgb(frame, width, height))
     if not frames:
         raise ValueError(f"{path} has no decodable video frames.")
     return np.stack(frames), fps
@@ -258,7 +289,7 @@ def build_video_loader(
         source: a CSV of ``path,label`` lines, a JSON data list, or a folder with one sub-folder of videos per class.
         sampling: frames, views, resize, crops and normalization (defaults: MAE-ST's Kinetics test).
         classes: class names or a class-list file; None looks for ``classes.txt`` beside the index.
-        batch_size, workers: DataLoader settings.
+        batch_size, workers: DataLoader settings (workers: at most the CPU cores here).
         max_samples: evaluate an evenly spaced subset of this size (quick runs); None for all.
 
     Yields:
@@ -269,4 +300,4 @@ def build_video_loader(
     if max_samples is not None and max_samples < len(dataset):
         step = len(dataset) / max_samples
         dataset = Subset(dataset, [int(i * step) for i in range(max_samples)])
-    return DataLoader(dataset, batch_size=batch_size, num_workers=workers, collate_fn=collate_skipping)
+    return DataLoader(dataset, batch_size=batch_size, num_workers=usable_workers(workers), collate_fn=collate_skipping)

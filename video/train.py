@@ -1,6 +1,7 @@
 """Hydra entry point for fine-tuning spatiotemporal ViTs with merging on (see video/conf/train.yaml).
 
 python -m tokenmerge.video.train tome.r=16 model.checkpoint=video/weights/clip_vit.safetensors train.steps=500
+python -m tokenmerge.video.train experiment=paper_k400_vit_large_finetune model.pretrained=k400_400ep_rep4_mr9_16x4.pyth
 torchrun --nproc_per_node 2 -m tokenmerge.video.train tome.r=16 hydra.run.dir=outputs/video_train/ddp
 
 The model is patched with ``tome.*`` (r, schedule, merge scope, proportional attention, method) before training,
@@ -12,7 +13,9 @@ clips (:mod:`tokenmerge.video.moving_objects`); with a CSV index or a class-fold
 video and step, at a random time, a random crop and flipped left-right half the time (MAE-ST's training
 sampling, without its scale jitter), with ``data.rand_augment`` / ``data.random_erasing`` MAE-ST's clip RandAugment
 and random erasing (:mod:`tokenmerge.experiments.clip_augment`), and validates on the centre clip of each
-validation video.
+validation video. ``model.pretrained`` starts from an MAE-ST pre-training checkpoint (the encoder; the decoder
+and mask token are skipped and the head is drawn anew, as MAE-ST's fine-tuning does), ``model.checkpoint`` from
+weights of this very model; ``model.embed_dim`` / ``depth`` / ``num_heads`` shrink a named size (smoke tests).
 Before training, one process measures training samples/s of the model with and without merging.
 """
 
@@ -29,8 +32,7 @@ from torch.utils.data import Dataset
 
 from tokenmerge.core import schedule_spec
 from tokenmerge.core.schedule import check_schedule
-from tokenmerge.experiments.checkpoint import UnreadableCheckpoint
-from tokenmerge.experiments.cli import DataError, SettingError
+from tokenmerge.experiments.cli import SettingError
 from tokenmerge.experiments.clip_augment import ClipRandAugment, ClipRandomErasing
 from tokenmerge.experiments.data import Unreadable, collate_skipping
 from tokenmerge.experiments.hydra_cli import training_main
@@ -38,16 +40,19 @@ from tokenmerge.experiments.training import TrainConfig
 from tokenmerge.experiments.training_job import (
     check_data_paths,
     check_global_batch,
+    check_initial_weights,
+    load_initial_weights,
+    model_size,
     read_index,
     tome_patch,
     train_config,
     train_with_merging,
     world_size,
 )
-from tokenmerge.experiments.validation import check_choice, check_count, check_path, check_tome
+from tokenmerge.experiments.validation import check_choice, check_count, check_tome
 from tokenmerge.experiments.weighted_sampler import label_frequency_weights
 
-from .checkpoint import load_checkpoint
+from .checkpoint import load_checkpoint, load_pretrained_encoder
 from .data import ClipSampling, VideoIndex, decode_video, load_index, video_views
 from .embedded import ARCH, create_embedded_model
 from .model import CONFIGS, SpatiotemporalViT, create_model
@@ -146,30 +151,29 @@ def clip_augmentation(data: dict) -> dict:
     }
 
 
+def architecture(model: dict) -> dict[str, int]:
+    """embed_dim, depth and num_heads of the configured model: the named size's unless ``model.*`` overrides them."""
+    return model_size(model, ARCH if model["name"] == "embedded" else CONFIGS[model["name"]])
+
+
 def build_model(model: dict, num_classes: int) -> SpatiotemporalViT:
     """A SpatiotemporalViT for training: the embedded architecture or a named MAE-ST size, initialised as configured.
 
     The head has one output per class of the training data; ``model.checkpoint`` must match it (and the input size).
+    ``model.pretrained`` loads the encoder of an MAE-ST pre-training checkpoint and draws the head anew.
     ``model.dropout`` (if not null) is the head's dropout.
     """
     frames, side = model_input(model)
     sizes = dict(num_classes=num_classes, num_frames=frames, img_size=side, drop_path_rate=model["drop_path_rate"])
+    sizes |= architecture(model)
     if model.get("dropout") is not None:
         sizes["dropout"] = model["dropout"]
     if model["name"] == "embedded":
         net = create_embedded_model(**sizes)
     else:
         net = create_model(model["name"], **sizes)
-    if model["checkpoint"]:
-        try:
-            load_checkpoint(net, model["checkpoint"])
-        except UnreadableCheckpoint as error:
-            raise DataError(f"model.checkpoint={model['checkpoint']}: {error}") from None
-        except ValueError as error:
-            raise SettingError(
-                f"model.checkpoint={model['checkpoint']} does not fit the model ({num_classes} classes, {frames} "
-                f"frames of {side} px): {error}"
-            ) from None
+    fits = f"{num_classes} classes, {frames} frames of {side} px"
+    load_initial_weights(net, model, load_checkpoint, load_pretrained_encoder, fits)
     return net
 
 
@@ -191,8 +195,7 @@ def check_config(cfg: dict) -> TrainConfig:
         raise SettingError(f"model.dropout={dropout} must be in [0, 1) (or null for the architecture's).")
     for key in ("num_frames", "img_size"):
         check_count(model.get(key), f"model.{key}", optional=True)
-    if model["checkpoint"]:
-        check_path(model["checkpoint"], "model.checkpoint", "file", "Give an MAE-ST .pth or a .safetensors file.")
+    check_initial_weights(model, "Give an MAE-ST .pth or a .safetensors file.")
     frames, side = model_input(model)
     t_patch, patch = (ARCH["t_patch_size"], ARCH["patch_size"]) if model["name"] == "embedded" else (2, 16)
     if frames % t_patch or side % patch:
@@ -200,7 +203,7 @@ def check_config(cfg: dict) -> TrainConfig:
             f"model {model['name']} with {frames} frames of {side} px does not split into tubelets of {t_patch} "
             f"frames x {patch} px: give model.num_frames a multiple of {t_patch} and model.img_size one of {patch}."
         )
-    depth = ARCH["depth"] if model["name"] == "embedded" else CONFIGS[model["name"]]["depth"]
+    depth = architecture(model)["depth"]
     try:
         check_schedule(schedule_spec(cfg["tome"]["r"], cfg["tome"]["inflection"], cfg["tome"]["ratio"]), depth)
     except (TypeError, ValueError) as error:

@@ -58,3 +58,20 @@ def synthetic_audiomae_state(*, frames, bins, patch, dim, depth, classes, seed=0
         state[p + "mlp.fc1.weight"], state[p + "mlp.fc1.bias"] = rand(4 * dim, dim), rand(4 * dim)
         state[p + "mlp.fc2.weight"], state[p + "mlp.fc2.bias"] = rand(dim, 4 * dim), rand(dim)
     return state
+
+
+def synthetic_audiomae_pretraining_state(*, frames, bins, patch, dim, depth, seed=0) -> dict:
+    """A pre-training checkpoint's state dict as AudioMAE releases it (models_mae.py): the encoder of
+    :func:`synthetic_audiomae_state` with the final ``norm`` instead of ``fc_norm`` and head, plus the mask token
+    and decoder keys fine-tuning skips."""
+    state = synthetic_audiomae_state(frames=frames, bins=bins, patch=patch, dim=dim, depth=depth, classes=1, seed=seed)
+    for key in ("fc_norm.weight", "fc_norm.bias", "head.weight", "head.bias"):
+        del state[key]
+    decoder, tokens = dim // 2, (frames // patch) * (bins // patch)
+    return state | {
+        "norm.weight": torch.ones(dim),
+        "norm.bias": torch.zeros(dim),
+        "mask_token": torch.zeros(1, 1, decoder),
+        "decoder_embed.weight": torch.zeros(decoder, dim),
+        "decoder_pos_embed": torch.zeros(1, 1 + tokens, decoder),
+    }

@@ -91,15 +91,19 @@ def test_single_label_csv_and_folder(clips):
     assert [label for _, label in load_index(clips / "folders", classes=["low", "high"]).samples] == [1, 0, 0]
 
 
-def test_resampling_from_44100_and_stereo_mix_down(tmp_path):
+def test_resampling_from_44100_and_stereo_read_as_audiomae_reads_it(tmp_path):
     rate = 44100
     left, right = tone(1000, 1.0, rate), tone(3000, 1.0, rate)
     soundfile.write(tmp_path / "stereo.wav", np.stack([left, right], axis=1), rate)
-    waveform = load_audio(tmp_path / "stereo.wav")
+    waveform = load_audio(tmp_path / "stereo.wav")  # AudioMAE's reading: channel 0 only
     assert waveform.shape == (16000,) and waveform.dtype == torch.float32
     spectrum = torch.fft.rfft(waveform).abs()  # 1 Hz bins
-    assert set(spectrum.topk(2).indices.tolist()) == {1000, 3000}
-    assert spectrum[1000].item() == pytest.approx(spectrum[3000].item(), rel=0.02)  # the mean of both channels
+    assert spectrum.argmax() == 1000 and spectrum[3000].item() < 1e-3 * spectrum[1000].item()
+    mixed = torch.fft.rfft(load_audio(tmp_path / "stereo.wav", channels="mean")).abs()
+    assert set(mixed.topk(2).indices.tolist()) == {1000, 3000}
+    assert mixed[1000].item() == pytest.approx(mixed[3000].item(), rel=0.02)  # the mean of both channels
+    with pytest.raises(ValueError, match="channels='left': choose one of first, mean"):
+        load_audio(tmp_path / "stereo.wav", channels="left")
     soundfile.write(tmp_path / "mono.wav", left, rate)
     mono = load_audio(tmp_path / "mono.wav")
     assert torch.fft.rfft(mono).abs().argmax() == 1000 and mono.abs().max().item() == pytest.approx(0.3, abs=0.01)

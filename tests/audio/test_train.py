@@ -16,10 +16,10 @@ from tests.torchrun import torchrun
 from tokenmerge.audio import SpectrogramViT, load_checkpoint
 from tokenmerge.audio.checkpoint import load_pretrained_encoder
 from tokenmerge.audio.spoken_words import WORDS
-from tokenmerge.audio.train import run_training
+from tokenmerge.audio.train import build_model, run_training
 from tokenmerge.experiments.cli import UserError
 
-from .audiomae_reference import synthetic_audiomae_state
+from .audiomae_reference import synthetic_audiomae_pretraining_state, synthetic_audiomae_state
 
 TINY = [
     "tome.r=8",
@@ -108,3 +108,41 @@ def test_a_checkpoint_or_index_that_does_not_fit_is_one_user_error(tmp_path):
     index.write_text("no,header\n")
     with pytest.raises(UserError, match="data.train=.*train.csv"):
         run_training(_config([*TINY, f"data.train={index}"]), tmp_path / "index")
+
+
+def _pretraining_checkpoint(path, depth=6):
+    """An AudioMAE pre-training checkpoint (official key names) for the embedded architecture, saved at ``path``."""
+    state = synthetic_audiomae_pretraining_state(frames=128, bins=128, patch=16, dim=128, depth=depth)
+    torch.save({"model": state}, path)
+    return state
+
+
+def test_model_pretrained_in_the_job_loads_the_encoder_and_lists_the_skipped_keys(tmp_path, capsys):
+    state = _pretraining_checkpoint(tmp_path / "pretrain.pth")
+    net = build_model(_config([*TINY, f"model.pretrained={tmp_path / 'pretrain.pth'}"])["model"], 10, 128)
+    assert torch.equal(net.blocks[5].attn.qkv.weight, state["blocks.5.attn.qkv.weight"])
+    assert 1e-5 < net.head.weight.std() < 4e-5 and net.head.bias.abs().max() == 0
+    printed = capsys.readouterr().out
+    assert "5 pre-training keys not used: decoder_embed.weight, decoder_pos_embed, mask_token, norm.* (2)" in printed
+
+
+@pytest.mark.parametrize(
+    ("setting", "message"),
+    [
+        ("both", r"model.checkpoint and model.pretrained are both set"),
+        ("shallow", r"model.pretrained=.*pretrain.pth does not fit the model .*blocks.4"),
+        ("unreadable", r"model.pretrained=.*pretrain.pth: Checkpoint .*pretrain.pth"),
+    ],
+)
+def test_a_bad_model_pretrained_is_one_user_error(tmp_path, setting, message):
+    path = tmp_path / "pretrain.pth"
+    if setting == "unreadable":
+        path.write_bytes(b"not a checkpoint")
+    else:
+        _pretraining_checkpoint(path, depth=4 if setting == "shallow" else 6)  # the embedded model has 6 blocks
+    overrides = [*TINY, "throughput_rounds=0", f"model.pretrained={path}"]
+    if setting == "both":
+        overrides.append(f"model.checkpoint={path}")
+    with pytest.raises(UserError, match=message):
+        run_training(_config(overrides), tmp_path / "run")
+    assert not (tmp_path / "run").exists()

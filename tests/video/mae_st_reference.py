@@ -73,3 +73,19 @@ def synthetic_mae_st_state(*, frames, t_patch, img, patch, dim, depth, classes, 
         state[p + "mlp.fc1.weight"], state[p + "mlp.fc1.bias"] = rand(4 * dim, dim), rand(4 * dim)
         state[p + "mlp.fc2.weight"], state[p + "mlp.fc2.bias"] = rand(dim, 4 * dim), rand(dim)
     return state
+
+
+def synthetic_mae_st_pretraining_state(*, frames, t_patch, img, patch, dim, depth, seed=0) -> dict:
+    """A pre-training checkpoint's state dict as MAE-ST releases it (models_mae.py): the encoder of
+    :func:`synthetic_mae_st_state` without a head, plus the mask token and decoder keys fine-tuning skips."""
+    state = synthetic_mae_st_state(
+        frames=frames, t_patch=t_patch, img=img, patch=patch, dim=dim, depth=depth, classes=1, seed=seed
+    )
+    del state["head.weight"], state["head.bias"]
+    decoder = dim // 2
+    return state | {
+        "mask_token": torch.zeros(1, 1, decoder),
+        "decoder_embed.weight": torch.zeros(decoder, dim),
+        "decoder_pos_embed_spatial": torch.zeros(1, (img // patch) ** 2, decoder),
+        "decoder_norm.weight": torch.ones(decoder),
+    }

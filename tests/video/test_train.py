@@ -1,5 +1,6 @@
 """Fine-tuning the video ViT with merging: the Hydra job on moving-objects clips and on video files, in one process
-and under torchrun (two processes, gloo); bad settings stop before any work with one line."""
+and under torchrun (two processes, gloo), starting from an MAE-ST pre-training checkpoint (model.pretrained); bad
+settings stop before any work with one line."""
 
 import json
 import math
@@ -16,8 +17,11 @@ from tests.torchrun import torchrun
 from tokenmerge.experiments.cli import UserError
 from tokenmerge.video import load_checkpoint
 from tokenmerge.video.embedded import WEIGHTS, create_embedded_model
+from tokenmerge.video.model import EMBEDDED_ARCH
 from tokenmerge.video.moving_objects import CLASSES, write_video_dataset
-from tokenmerge.video.train import run_training
+from tokenmerge.video.train import build_model, run_training
+
+from .mae_st_reference import synthetic_mae_st_pretraining_state
 
 TINY = [
     "tome.r=16",
@@ -112,3 +116,54 @@ def test_two_processes_under_torchrun(tmp_path):
     assert summary["world_size"] == 2 and summary["metrics"]["step"] == 4 and _finite(summary["metrics"])
     state = torch.load(tmp_path / "train_state.pt", weights_only=True)
     assert state["world_size"] == 2 and state["step"] == 4
+
+
+def _pretraining_checkpoint(path, depth=EMBEDDED_ARCH["depth"]):
+    """An MAE-ST pre-training checkpoint (official key names) for the embedded architecture, saved at ``path``."""
+    arch = EMBEDDED_ARCH
+    sizes = dict(frames=arch["num_frames"], t_patch=arch["t_patch_size"], img=arch["img_size"])
+    state = synthetic_mae_st_pretraining_state(**sizes, patch=arch["patch_size"], dim=arch["embed_dim"], depth=depth)
+    torch.save({"model": state}, path)
+    return state
+
+
+def test_model_pretrained_loads_the_mae_st_encoder_and_draws_a_new_head(tmp_path, capsys):
+    state = _pretraining_checkpoint(tmp_path / "pretrain.pth")
+    cfg = _config([*TINY, f"model.pretrained={tmp_path / 'pretrain.pth'}"])
+    net = build_model(cfg["model"], len(CLASSES))
+    fused = torch.cat([state[f"blocks.3.attn.{n}.weight"] for n in "qkv"])
+    assert torch.equal(net.blocks[3].attn.qkv.weight, fused) and torch.equal(net.norm.weight, state["norm.weight"])
+    assert torch.equal(net.pos_embed_temporal, state["pos_embed_temporal"])
+    assert 1e-5 < net.head.weight.std() < 4e-5 and net.head.bias.abs().max() == 0  # MAE-ST: trunc_normal(std=2e-5)
+    printed = capsys.readouterr().out
+    assert "4 pre-training keys not used: decoder_embed.weight, decoder_norm.weight" in printed
+
+
+def test_model_pretrained_trains_in_the_job(tmp_path):
+    _pretraining_checkpoint(tmp_path / "pretrain.pth")
+    overrides = [*TINY, "train.steps=1", "throughput_rounds=0", f"model.pretrained={tmp_path / 'pretrain.pth'}"]
+    summary = run_training(_config(overrides), tmp_path / "run")
+    assert summary["metrics"]["step"] == 1 and _finite(summary["metrics"])
+
+
+@pytest.mark.parametrize(
+    ("setting", "message"),
+    [
+        ("both", r"model.checkpoint and model.pretrained are both set"),
+        ("missing", r"model.pretrained=/nope.pth does not exist"),
+        ("shallow", r"model.pretrained=.*pretrain.pth does not fit the model .*blocks.2"),
+        ("unreadable", r"model.pretrained=.*pretrain.pth: Checkpoint .*pretrain.pth"),
+    ],
+)
+def test_a_bad_model_pretrained_is_one_user_error(tmp_path, setting, message):
+    path = tmp_path / "pretrain.pth"
+    if setting == "shallow":
+        _pretraining_checkpoint(path, depth=2)  # the embedded model has 4 blocks
+    elif setting == "unreadable":
+        path.write_bytes(b"not a checkpoint")
+    overrides = [*TINY, "throughput_rounds=0", f"model.pretrained={'/nope.pth' if setting == 'missing' else path}"]
+    if setting == "both":
+        overrides.append(f"model.checkpoint={WEIGHTS}")
+    with pytest.raises(UserError, match=message):
+        run_training(_config(overrides), tmp_path / "run")
+    assert not (tmp_path / "run").exists()
