@@ -56,6 +56,9 @@ from .weighted_sampler import WeightedEpochSampler, check_sample_weights
 log = logging.getLogger(__name__)
 
 WEIGHTS_FILE, STATE_FILE, HISTORY_FILE = "model.safetensors", "train_state.pt", "history.json"
+#: Settings that shape the optimizer's parameter groups and their per-group rates (which the saved optimizer state
+#: carries): a resumed run must keep them.
+GROUPING_SETTINGS = ("layer_decay", "weight_decay")
 __all__ = ["TrainConfig", "TrainResult", "measure_training_throughput", "train"]
 
 
@@ -290,6 +293,15 @@ class _Run:
             return 0
         state = torch.load(path, map_location="cpu", weights_only=True)
         changed = {k: v for k, v in state["config"].items() if k != "resume" and getattr(self.config, k) != v}
+        grouping = {k: v for k, v in changed.items() if k in GROUPING_SETTINGS}
+        if grouping:
+            now = ", ".join(f"train.{k}={getattr(self.config, k)!r}" for k in grouping)
+            saved = ", ".join(f"train.{k}={v!r}" for k, v in grouping.items())
+            raise ValueError(
+                f"The training state at {path} was saved with {saved}; this run asks for {now}, which groups the "
+                "optimizer's parameters differently, so its state cannot continue. Resume with the saved values, or "
+                "train into a new out_dir."
+            )
         if changed:
             log.warning("resuming %s with changed settings (saved values: %s)", path, changed)
         load_state_dict_exactly(self.model, state["model"], source=f"training state {path}")

@@ -228,3 +228,20 @@ def test_two_processes_under_torchrun_train_one_model(tmp_path):
     torch.testing.assert_close(read_state_dict(tmp_path / "model.safetensors"), weights[0], rtol=0, atol=0)
     state = torch.load(tmp_path / "train_state.pt", weights_only=True)
     assert state["step"] == 4 and state["world_size"] == 2 and len(state["rng"]) == 2
+
+
+def test_resume_with_another_layer_decay_is_one_clear_error(tmp_path):
+    def run(layer_decay, resume):
+        model, _ = patched_vit()
+        config = TrainConfig(
+            steps=2, batch_size=8, lr=1e-3, warmup_steps=1, layer_decay=layer_decay, checkpoint_every=1,
+            out_dir=str(tmp_path), resume=resume,
+        )  # fmt: skip
+        return train(model, SeparableImages(16), config, progress=False)
+
+    run(0.75, resume=False)
+    with pytest.raises(
+        ValueError, match=r"saved with train.layer_decay=0.75; this run asks for train.layer_decay=0.65"
+    ):
+        run(0.65, resume=True)
+    run(0.75, resume=True)  # the saved value continues
