@@ -71,9 +71,17 @@ def test_bench_paper_times_a_paper_setting_against_random_dropping(tmp_path):
 def test_train_passes_through_to_each_modality(tmp_path, capsys):
     done = _tokenmerge("train", "video", "--help")
     assert done.returncode == 0 and "drop_path_rate" in done.stdout and "val_per_class" in done.stdout
+    # only what training takes: the fine-tuning recipe, not evaluation's experiments or data groups
+    assert (
+        "experiment=NAME         paper_k400_vit_large_finetune" in done.stdout
+        and "model.pretrained=PATH" in done.stdout
+    )
+    assert "Configuration groups" not in done.stdout and "kinetics" not in done.stdout
     done = _tokenmerge("train", "audio", "tome.r=-5", f"hydra.run.dir={tmp_path}")
     assert done.returncode == 2 and done.stderr.strip().count("\n") == 0, done.stderr[-2000:]
     assert done.stderr.startswith("error: tome.r=-5") and "Traceback" not in done.stderr
+    done = _tokenmerge("train", "audio", "--help")
+    assert "paper_audioset_vit_base_finetune" in done.stdout and "esc50" not in done.stdout
     done = _tokenmerge("train", "image", "--help")
     assert done.returncode == 0 and "train_size" in done.stdout and "allow_download" in done.stdout
 
