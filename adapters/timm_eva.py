@@ -34,9 +34,10 @@ from timm.layers.pos_embed_sincos import (
 from timm.models.eva import Eva, EvaBlock
 from torch import Tensor, nn
 
-from tokenmerge.core import BlockLayout, ModelAdapter, TokenState, size_weighted_pool
+from tokenmerge.core import BlockLayout
 from tokenmerge.core.merge import exact_dtype
-from tokenmerge.core.pooling import POOLS
+
+from .timm_vit import TimmViTAdapter
 
 ROPE_TYPES = (RotaryEmbeddingCat, RotaryEmbeddingMixed)
 _PATCH_DROPOUT = (
@@ -111,11 +112,14 @@ class EvaRotary:
         return rotate(q), rotate(k)
 
 
-class EvaAdapter(ModelAdapter):
-    """timm ``Eva`` (EVA-02, ``vit_*_rope*``): rotary positions carried and merged with the tokens."""
+class EvaAdapter(TimmViTAdapter):
+    """timm ``Eva`` (EVA-02, ``vit_*_rope*``): rotary positions carried and merged with the tokens; protected tokens,
+    the attention-pooling refusal and the size-weighted head are the timm ViT adapter's."""
 
-    required_parts = ("patch_embed", "_pos_embed", "blocks", "norm", "num_prefix_tokens", "forward_head", "rope")
+    required_parts = (*TimmViTAdapter.required_parts, "rope")
     supports = "EvaAdapter supports timm's Eva models (EVA-02, vit_*_rope*)"
+    parts_hint = ""
+    model_class = Eva
     rotary_positions = True
 
     def check(self, model: nn.Module) -> None:
@@ -124,9 +128,6 @@ class EvaAdapter(ModelAdapter):
             raise TypeError(f"{type(model).__name__} cannot merge tokens here: {problem}")
         self.layout = eva_block_layout(model.blocks[0].attn)
         super().check(model)
-
-    def protected(self, model: nn.Module) -> int:
-        return int(model.num_prefix_tokens)
 
     def embed(self, model: nn.Module, inputs: Tensor) -> Tensor:
         """Images [B, 3, H, W] -> [B, prefix + patches, C] (absolute position embeddings added where the model has
@@ -164,18 +165,6 @@ class EvaAdapter(ModelAdapter):
         attention = model.blocks[index].attn
         return EvaRotary(model.rope, index, int(attention.num_prefix_tokens), bool(attention.rotate_half))
 
-    def head_needs_sizes(self, model: nn.Module) -> bool:
-        """Average/max pooling with timm's own head needs sizes; a class token (or a model's own head) does not."""
-        return model.global_pool in POOLS and type(model).forward_head is Eva.forward_head
-
-    def head(self, model: nn.Module, x: Tensor, state: TokenState, pre_logits: bool = False) -> Tensor:
-        """timm's head, with average pooling weighted by token size (a model's own ``forward_head`` is kept)."""
-        if not self.head_needs_sizes(model) or state.size is None:
-            return type(model).forward_head(model, x, pre_logits=pre_logits)
-        p = self.protected(model)
-        pooled = model.head_drop(model.fc_norm(size_weighted_pool(x[:, p:], state.size[:, p:], model.global_pool)))
-        return pooled if pre_logits else model.head(pooled)
-
 
 def _grid_shape(model: nn.Module, num_patches: int) -> list[int]:
     """The patch grid (H, W) of ``num_patches`` patches: the model's own, or a square one for dynamic sizes."""
@@ -193,8 +182,6 @@ def _grid_shape(model: nn.Module, num_patches: int) -> list[int]:
 
 def _unsupported_eva(model: nn.Module) -> str | None:
     """Why an ``Eva`` model's design does not fit :class:`EvaAdapter`, or None."""
-    if getattr(model, "attn_pool", None) is not None:
-        return "an attention-pooling head would need proportional attention too; use a class-token or avg-pooled model."
     rope = getattr(model, "rope", None)
     if rope is not None and not isinstance(rope, ROPE_TYPES):
         return (

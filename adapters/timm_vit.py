@@ -22,6 +22,8 @@ class TimmViTAdapter(ModelAdapter):
 
     required_parts = ("patch_embed", "_pos_embed", "blocks", "norm", "num_prefix_tokens", "forward_head")
     supports = "apply_patch supports timm VisionTransformer-family models"
+    #: The timm class whose own ``forward_head`` :meth:`head` re-drives with size-weighted pooling.
+    model_class: type[nn.Module] = VisionTransformer
     parts_hint = "(Hierarchical models such as Swin or ConvNeXt have no token sequence to merge.)"
 
     def check(self, model: nn.Module) -> None:
@@ -42,14 +44,14 @@ class TimmViTAdapter(ModelAdapter):
 
     def head_needs_sizes(self, model: nn.Module) -> bool:
         """Average/max pooling with timm's own head needs sizes; a class token (or a model's own head) does not."""
-        return model.global_pool in POOLS and type(model).forward_head is VisionTransformer.forward_head
+        return model.global_pool in POOLS and type(model).forward_head is self.model_class.forward_head
 
     def head(self, model: nn.Module, x: Tensor, state: TokenState, pre_logits: bool = False) -> Tensor:
         """timm's head, with average pooling weighted by token size (a model's own ``forward_head`` is kept)."""
         if not self.head_needs_sizes(model) or state.size is None:
             return type(model).forward_head(model, x, pre_logits=pre_logits)  # the class's, not the patched one
         size = state.size
-        if not model.pool_include_prefix:
+        if not getattr(model, "pool_include_prefix", False):  # timm's Eva always pools without the prefix
             x, size = x[:, self.protected(model) :], size[:, self.protected(model) :]
         pooled = model.head_drop(model.fc_norm(size_weighted_pool(x, size, model.global_pool)))
         return pooled if pre_logits else model.head(pooled)
