@@ -50,7 +50,7 @@ def check_position_rule(rule: str) -> None:
 
 
 def merge_positions(
-    reduction: TokenReduction, positions: Tensor, size: Tensor | None, rule: str = "destination"
+    reduction: TokenReduction, positions: Tensor, size: Tensor | None, rule: str = POSITION_RULES[0]
 ) -> Tensor:
     """Positions of the merged tokens.
 

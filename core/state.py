@@ -18,7 +18,7 @@ from .draws import Generators
 from .dropping import random_token_dropping
 from .matching import bipartite_soft_matching, random_bipartite_matching
 from .merge import TokenReduction, exact_dtype, merge_source, merge_wavg
-from .positions import merge_positions
+from .positions import POSITION_RULES, merge_positions
 
 #: Token reduction methods by name: ToMe itself and the two ablation baselines.
 REDUCTIONS: dict[str, Callable[..., TokenReduction]] = {
@@ -66,7 +66,7 @@ class TokenState:
     padded: bool = False
     generator: Generators = None
     positions: Tensor | None = None
-    position_rule: str = "destination"
+    position_rule: str = POSITION_RULES[0]
 
     @classmethod
     def start(cls, x: Tensor, attention_mask: Tensor | None = None, trace_source: bool = False) -> TokenState:
