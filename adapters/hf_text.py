@@ -48,11 +48,9 @@ def embedding_inputs(embeddings: nn.Module, inputs) -> dict:
     return dict(inputs)
 
 
-class BertAdapter(HuggingFaceAdapter):
-    """``BertModel``, ``BertForSequenceClassification``, ``RobertaModel``, ``RobertaForSequenceClassification``."""
-
-    layout = BERT_LAYER
-    input_keywords = ("token_type_ids", "position_ids")  # model(**tokenizer(...)) passes them beside input_ids
+class TextEncoderAdapter(HuggingFaceAdapter):
+    """What the BERT-style text encoders share: token ids (or a dict of their embeddings' inputs) embedded by the
+    tower's ``embeddings``, [CLS] protected."""
 
     def protected(self, model: nn.Module) -> int:
         return 1
@@ -61,6 +59,13 @@ class BertAdapter(HuggingFaceAdapter):
         """Token ids [B, N] (or a dict, see :func:`embedding_inputs`) -> [B, N, C]."""
         embeddings = self.tower(model).embeddings
         return embeddings(**embedding_inputs(embeddings, inputs))
+
+
+class BertAdapter(TextEncoderAdapter):
+    """``BertModel``, ``BertForSequenceClassification``, ``RobertaModel``, ``RobertaForSequenceClassification``."""
+
+    layout = BERT_LAYER
+    input_keywords = ("token_type_ids", "position_ids")  # model(**tokenizer(...)) passes them beside input_ids
 
     def head(self, model: nn.Module, x: Tensor, state: TokenState, pre_logits: bool = False):
         """``BaseModelOutputWithPoolingAndCrossAttentions`` (the pooler, if any, on [CLS]) or
@@ -74,19 +79,11 @@ class BertAdapter(HuggingFaceAdapter):
         return SequenceClassifierOutput(logits=model.classifier(model.dropout(model.bert.pooler(x))))
 
 
-class DistilBertAdapter(HuggingFaceAdapter):
+class DistilBertAdapter(TextEncoderAdapter):
     """``DistilBertModel`` and ``DistilBertForSequenceClassification``."""
 
     layout = DISTILBERT_LAYER
     blocks_path = "transformer.layer"
-
-    def protected(self, model: nn.Module) -> int:
-        return 1
-
-    def embed(self, model: nn.Module, inputs) -> Tensor:
-        """Token ids [B, N] (or a dict, see :func:`embedding_inputs`) -> [B, N, C]."""
-        embeddings = self.tower(model).embeddings
-        return embeddings(**embedding_inputs(embeddings, inputs))
 
     def head(self, model: nn.Module, x: Tensor, state: TokenState, pre_logits: bool = False):
         """``BaseModelOutput`` (DistilBERT has no pooler) or ``SequenceClassifierOutput`` (``pre_classifier``, ReLU,
