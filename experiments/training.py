@@ -298,9 +298,9 @@ class _Run:
             now = ", ".join(f"train.{k}={getattr(self.config, k)!r}" for k in grouping)
             saved = ", ".join(f"train.{k}={v!r}" for k, v in grouping.items())
             raise ValueError(
-                f"The training state at {path} was saved with {saved}; this run asks for {now}, which groups the "
-                "optimizer's parameters differently, so its state cannot continue. Resume with the saved values, or "
-                "train into a new out_dir."
+                f"The training state at {path} was saved with {saved}; this run asks for {now}, and the saved "
+                "optimizer state holds the parameter groups and per-group rates of the saved values, so it cannot "
+                "continue with others. Resume with the saved values, or train into a new out_dir."
             )
         if changed:
             log.warning("resuming %s with changed settings (saved values: %s)", path, changed)
