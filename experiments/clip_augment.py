@@ -180,3 +180,57 @@ class ClipRandomErasing:
                 erased[..., top : top + h, left : left + w] = torch.randn(*clip.shape[:2], h, w, dtype=clip.dtype)
                 return erased
         return clip
+
+
+def _uniform(low: float, high: float) -> float:
+    return low + (high - low) * float(torch.rand(()))
+
+
+@dataclass(frozen=True)
+class ClipRandomResizedCrop:
+    """MAE-ST's fine-tuning crop: one Inception-style box for every frame, resized to ``size`` x ``size``.
+
+    The box (util/decoder/transform.py:387-426, ``_get_param_spatial_crop``) covers a fraction U(``scale``) of the
+    frame's area with an aspect ratio (width / height) log-uniform in ``aspect``; ``w = round(sqrt(area x
+    aspect))``, ``h = round(sqrt(area / aspect))``; up to 10 tries to fit it, else the centre crop of the largest
+    box whose aspect is within the range. The crop is resized bilinearly without corner alignment
+    (transform.py:429-461). MAE-ST uses scale (0.08, 1.0) and aspect (0.75, 1.3333) (main_finetune.py:294-305) on
+    frames decoded at short side 256 (kinetics.py:211, 272; main_finetune.py:331).
+
+    Call it on a clip [T, C, H, W] (uint8 or float); returns float [T, C, size, size] in the input's range.
+    """
+
+    size: int
+    scale: tuple[float, float] = (0.08, 1.0)
+    aspect: tuple[float, float] = (0.75, 1.3333)
+
+    def __post_init__(self) -> None:
+        if not (0 < self.scale[0] <= self.scale[1] <= 1):
+            raise ValueError(f"Crop scale must be 0 < low <= high <= 1 (a fraction of the frame); got {self.scale}.")
+        if not (0 < self.aspect[0] <= self.aspect[1]):
+            raise ValueError(f"Crop aspect must be 0 < low <= high; got {self.aspect}.")
+
+    def box(self, height: int, width: int) -> tuple[int, int, int, int]:
+        """(top, left, h, w) of a random box in a ``height`` x ``width`` frame."""
+        log_aspect = (math.log(self.aspect[0]), math.log(self.aspect[1]))
+        for _ in range(10):
+            area = _uniform(*self.scale) * height * width
+            aspect = math.exp(_uniform(*log_aspect))
+            w, h = round(math.sqrt(area * aspect)), round(math.sqrt(area / aspect))
+            if 0 < w <= width and 0 < h <= height:
+                return int(torch.randint(height - h + 1, ())), int(torch.randint(width - w + 1, ())), h, w
+        ratio = width / height
+        if ratio < self.aspect[0]:
+            w, h = width, round(width / self.aspect[0])
+        elif ratio > self.aspect[1]:
+            w, h = round(height * self.aspect[1]), height
+        else:
+            w, h = width, height
+        return (height - h) // 2, (width - w) // 2, h, w
+
+    def __call__(self, clip: Tensor) -> Tensor:
+        if clip.ndim != 4:
+            raise ValueError(f"ClipRandomResizedCrop takes a clip [T, C, H, W]; got {tuple(clip.shape)}")
+        top, left, h, w = self.box(*clip.shape[-2:])
+        cropped = clip[..., top : top + h, left : left + w].float()
+        return torch.nn.functional.interpolate(cropped, size=(self.size, self.size), mode="bilinear", align_corners=False)

@@ -10,8 +10,8 @@ Sec. 5: MAE-ST ViT-L fine-tuned on Kinetics-400 with merging on). The loop is
 :func:`tokenmerge.experiments.training.train` (AdamW, warm-up + cosine, label smoothing, mixup, DDP under torchrun,
 safetensors + resumable state in the output folder). Without ``data.train`` it trains on fresh moving-objects
 clips (:mod:`tokenmerge.video.moving_objects`); with a CSV index or a class-folder tree it decodes one clip per
-video and step, at a random time, a random crop and flipped left-right half the time (MAE-ST's training
-sampling, without its scale jitter), with ``data.rand_augment`` / ``data.random_erasing`` MAE-ST's clip RandAugment
+video and step, at a random time, a random square crop (or, with ``data.crop_scale`` / ``data.crop_aspect``,
+MAE-ST's random resized crop) and flipped left-right half the time (MAE-ST's training sampling), with ``data.rand_augment`` / ``data.random_erasing`` MAE-ST's clip RandAugment
 and random erasing (:mod:`tokenmerge.experiments.clip_augment`), and validates on the centre clip of each
 validation video. ``model.pretrained`` starts from an MAE-ST pre-training checkpoint (the encoder; the decoder
 and mask token are skipped and the head is drawn anew, as MAE-ST's fine-tuning does), ``model.checkpoint`` from
@@ -33,7 +33,7 @@ from torch.utils.data import Dataset
 from tokenmerge.core import schedule_spec
 from tokenmerge.core.schedule import check_schedule
 from tokenmerge.experiments.cli import SettingError
-from tokenmerge.experiments.clip_augment import ClipRandAugment, ClipRandomErasing
+from tokenmerge.experiments.clip_augment import ClipRandAugment, ClipRandomErasing, ClipRandomResizedCrop
 from tokenmerge.experiments.data import Unreadable, collate_skipping
 from tokenmerge.experiments.hydra_cli import training_main
 from tokenmerge.experiments.training import TrainConfig
@@ -65,8 +65,8 @@ class VideoClips(Dataset):
     """Item i is (clip [3, T, crop, crop], class index) of video i, or :class:`Unreadable` if it fails to decode.
 
     Training (``train=True``): a clip starting at a uniformly random time; ``rand_augment`` on its frames (before
-    the crop, as MAE-ST util/kinetics.py:377-395 does); a random square crop and a left-right flip with probability
-    0.5; normalization; ``erasing`` (kinetics.py:432-442). All draws use torch's global RNG, seeded per process
+    the crop, as MAE-ST util/kinetics.py:377-395 does); ``crop`` (MAE-ST's random resized crop, kinetics.py:338-362)
+    or else a random square crop of the crop size; a left-right flip with probability 0.5; normalization; ``erasing`` (kinetics.py:432-442). All draws use torch's global RNG, seeded per process
     and loader worker by the training loop. Evaluation: the centre clip and the centre crop (``sampling`` with
     one view), never augmented.
     """
@@ -78,10 +78,11 @@ class VideoClips(Dataset):
         train: bool = False,
         rand_augment: ClipRandAugment | None = None,
         erasing: ClipRandomErasing | None = None,
+        crop: ClipRandomResizedCrop | None = None,
     ):
         self.samples, self.classes, self.train = index.samples, index.classes, train
         self.sampling = replace(sampling, num_temporal_views=1, num_spatial_crops=1)
-        self.rand_augment, self.erasing = rand_augment, erasing
+        self.rand_augment, self.erasing, self.crop = rand_augment, erasing, crop
 
     def __len__(self) -> int:
         return len(self.samples)
@@ -109,9 +110,12 @@ class VideoClips(Dataset):
         clip = torch.from_numpy(frames[index.numpy()]).permute(0, 3, 1, 2)  # [T, 3, H, W] uint8
         if self.rand_augment is not None:
             clip = self.rand_augment(clip)
-        y = int(torch.randint(clip.shape[2] - size + 1, ()))
-        x = int(torch.randint(clip.shape[3] - size + 1, ()))
-        clip = clip[:, :, y : y + size, x : x + size]
+        if self.crop is not None:
+            clip = self.crop(clip)  # float [T, 3, size, size], still in [0, 255]
+        else:
+            y = int(torch.randint(clip.shape[2] - size + 1, ()))
+            x = int(torch.randint(clip.shape[3] - size + 1, ()))
+            clip = clip[:, :, y : y + size, x : x + size]
         if torch.rand(()) < 0.5:
             clip = clip.flip(3)
         clip = clip.permute(1, 0, 2, 3).float().div_(255)  # [3, T, size, size]
@@ -133,7 +137,7 @@ def build_datasets(data: dict, model: dict, seed: int):
         return train_set, val_set, list(CLASSES), None
     sampling = clip_sampling(model["name"], *model_input(model), **(data["sampling"] or {}))
     index = read_index(load_index, data, "train", data["classes"])
-    train_set = VideoClips(index, sampling, train=True, **clip_augmentation(data))
+    train_set = VideoClips(index, sampling, train=True, **clip_augmentation(data, sampling.crop_size))
     val_set = None
     if data["val"]:
         val_set = VideoClips(read_index(load_index, data, "val", data["classes"] or index.classes), sampling)
@@ -141,13 +145,24 @@ def build_datasets(data: dict, model: dict, seed: int):
     return train_set, val_set, classes, collate_skipping
 
 
-def clip_augmentation(data: dict) -> dict:
-    """VideoClips' ``rand_augment`` and ``erasing`` from ``data.rand_augment`` (timm's notation, null: off) and
-    ``data.random_erasing`` (a probability, 0: off)."""
+def clip_augmentation(data: dict, crop_size: int) -> dict:
+    """VideoClips' ``rand_augment``, ``erasing`` and ``crop`` from ``data.rand_augment`` (timm's notation, null:
+    off), ``data.random_erasing`` (a probability, 0: off) and ``data.crop_scale`` / ``data.crop_aspect`` (ranges
+    of MAE-ST's random resized crop to ``crop_size``; both null: a random square crop)."""
     spec, erasing = data.get("rand_augment"), data.get("random_erasing") or 0.0
+    scale, aspect = data.get("crop_scale"), data.get("crop_aspect")
+    crop = None
+    if scale is not None or aspect is not None:
+        defaults = ClipRandomResizedCrop(crop_size)
+        crop = ClipRandomResizedCrop(
+            crop_size,
+            tuple(scale) if scale is not None else defaults.scale,
+            tuple(aspect) if aspect is not None else defaults.aspect,
+        )
     return {
         "rand_augment": ClipRandAugment.from_spec(spec) if spec else None,
         "erasing": ClipRandomErasing(erasing) if erasing else None,
+        "crop": crop,
     }
 
 
@@ -221,9 +236,9 @@ def check_config(cfg: dict) -> TrainConfig:
             )
     check_data_paths(data)
     try:
-        clip_augmentation(data)
+        clip_augmentation(data, side)
     except (TypeError, ValueError) as error:
-        raise SettingError(f"data.rand_augment / data.random_erasing: {error}") from None
+        raise SettingError(f"data.rand_augment / data.random_erasing / data.crop_scale / data.crop_aspect: {error}") from None
     try:
         clip_sampling(model["name"], *model_input(model), **(data["sampling"] or {}))
     except (TypeError, ValueError) as error:

@@ -6,7 +6,7 @@ import pytest
 import torch
 
 import tokenmerge.video.train as video_train
-from tokenmerge.experiments.clip_augment import OPS, ClipRandAugment, ClipRandomErasing
+from tokenmerge.experiments.clip_augment import OPS, ClipRandAugment, ClipRandomErasing, ClipRandomResizedCrop
 from tokenmerge.experiments.data_index import DataIndex
 from tokenmerge.video.data import ClipSampling
 
@@ -118,8 +118,8 @@ def clips(monkeypatch, seed=0, **augment):
 
 
 def test_video_training_clips_are_not_augmented_by_default(monkeypatch):
-    defaults = video_train.clip_augmentation({"rand_augment": None, "random_erasing": 0.0})
-    assert defaults == {"rand_augment": None, "erasing": None}
+    defaults = video_train.clip_augmentation({"rand_augment": None, "random_erasing": 0.0}, 32)
+    assert defaults == {"rand_augment": None, "erasing": None, "crop": None}
     plain = clips(monkeypatch)
     assert (plain.rand_augment, plain.erasing) == (None, None)
     clip, label = plain[0]
@@ -129,7 +129,7 @@ def test_video_training_clips_are_not_augmented_by_default(monkeypatch):
 
 
 def test_video_training_clips_apply_the_configured_augmentation_to_every_frame(monkeypatch):
-    augment = video_train.clip_augmentation({"rand_augment": "rand-m7-mstd0.5-inc1", "random_erasing": 0.25})
+    augment = video_train.clip_augmentation({"rand_augment": "rand-m7-mstd0.5-inc1", "random_erasing": 0.25}, 32)
     assert augment["rand_augment"] == ClipRandAugment(7.0, 2, 0.5) and augment["erasing"] == ClipRandomErasing(0.25)
     differs = 0
     for seed in range(12):
@@ -140,3 +140,46 @@ def test_video_training_clips_apply_the_configured_augmentation_to_every_frame(m
     for seed in range(3):  # erasing runs after the crop and flip: the clip differs from the plain one in one box
         box = clips(monkeypatch, seed, erasing=ClipRandomErasing(1.0))[0][0] != clips(monkeypatch, seed)[0][0]
         assert box.any() and all(torch.equal(box[0, 0], box[c, t]) for c in range(3) for t in range(4))
+
+
+def test_random_resized_crop_boxes_follow_mae_st_ranges():
+    crop = ClipRandomResizedCrop(16, scale=(0.08, 1.0), aspect=(0.75, 1.3333))
+    torch.manual_seed(0)
+    areas, aspects = [], []
+    for _ in range(400):
+        top, left, h, w = crop.box(256, 340)
+        assert 0 <= top <= 256 - h and 0 <= left <= 340 - w
+        areas.append(h * w / (256 * 340))
+        aspects.append(w / h)
+    areas, aspects = torch.tensor(areas), torch.tensor(aspects)
+    assert areas.min() > 0.07 and areas.max() <= 1.0 and 0.4 < areas.mean() < 0.62  # U(0.08, 1): mean 0.54
+    assert aspects.min() > 0.72 and aspects.max() < 1.38
+    assert 0.35 < float((aspects < 1).float().mean()) < 0.65  # log-uniform: half below 1
+    # no box of the whole area fits a 2:1 frame at aspect <= 4/3: the centre crop of the widest allowed box
+    assert ClipRandomResizedCrop(8, scale=(1.0, 1.0)).box(100, 200) == (0, 33, 100, 133)
+
+
+def test_random_resized_crop_resizes_one_box_for_every_frame():
+    clip = frames(t=3)
+    whole = ClipRandomResizedCrop(12, scale=(1.0, 1.0), aspect=(32 / 24, 32 / 24))(clip)
+    expected = torch.nn.functional.interpolate(clip.float(), size=(12, 12), mode="bilinear", align_corners=False)
+    torch.testing.assert_close(whole, expected)  # the whole frame is the box
+    torch.manual_seed(3)
+    crop = ClipRandomResizedCrop(12, scale=(0.2, 0.3))
+    out = crop(clip)
+    torch.manual_seed(3)
+    top, left, h, w = crop.box(24, 32)
+    assert out.shape == (3, 3, 12, 12) and h * w < 0.35 * 24 * 32
+    boxed = clip[..., top : top + h, left : left + w].float()
+    torch.testing.assert_close(out, torch.nn.functional.interpolate(boxed, size=(12, 12), mode="bilinear"))
+    with pytest.raises(ValueError, match="fraction"):
+        ClipRandomResizedCrop(12, scale=(0.5, 1.5))
+
+
+def test_video_training_clips_take_the_random_resized_crop_when_configured(monkeypatch):
+    augment = video_train.clip_augmentation({"crop_scale": [0.08, 1.0], "crop_aspect": None}, 32)
+    assert augment["crop"] == ClipRandomResizedCrop(32, (0.08, 1.0), (0.75, 1.3333))
+    plain, cropped = clips(monkeypatch, 1)[0][0], clips(monkeypatch, 1, crop=augment["crop"])[0][0]
+    assert cropped.shape == plain.shape == (3, 4, 32, 32)
+    pixels = cropped * 0.225 + 0.45
+    assert ((pixels * 255 - (pixels * 255).round()).abs() > 1e-2).any()  # resampled, not a plain crop

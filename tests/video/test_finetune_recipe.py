@@ -6,6 +6,7 @@ from hydra import compose, initialize_config_module
 from omegaconf import OmegaConf
 
 from tokenmerge.experiments.cli import UserError
+from tokenmerge.experiments.clip_augment import ClipRandomResizedCrop
 from tokenmerge.video.train import build_model, check_config, clip_augmentation
 
 RECIPE = "experiment=paper_k400_vit_large_finetune"
@@ -33,7 +34,9 @@ def test_the_mae_st_recipe_reaches_the_train_config(index, monkeypatch):
     assert (config.label_smoothing, config.mixup_alpha, config.clip_grad, config.amp) == (0.1, 0.8, 5.0, False)
     assert (config.cutmix_alpha, config.mixup_prob, config.mixup_switch_prob, config.repeat_aug) == (1.0, 1.0, 0.5, 2)
     assert (cfg["data"]["rand_augment"], cfg["data"]["random_erasing"]) == ("rand-m7-mstd0.5-inc1", 0.25)
-    augment = clip_augmentation(cfg["data"])
+    augment = clip_augmentation(cfg["data"], 224)
+    assert augment["crop"] == ClipRandomResizedCrop(224, (0.08, 1.0), (0.75, 1.3333))
+    assert cfg["data"]["sampling"]["short_side"] == 256
     assert (augment["rand_augment"].magnitude, augment["rand_augment"].magnitude_std) == (7.0, 0.5)
     assert augment["rand_augment"].num_ops == 2 and augment["erasing"].probability == 0.25
     model, sampling = cfg["model"], cfg["data"]["sampling"]
