@@ -233,4 +233,6 @@ class ClipRandomResizedCrop:
             raise ValueError(f"ClipRandomResizedCrop takes a clip [T, C, H, W]; got {tuple(clip.shape)}")
         top, left, h, w = self.box(*clip.shape[-2:])
         cropped = clip[..., top : top + h, left : left + w].float()
-        return torch.nn.functional.interpolate(cropped, size=(self.size, self.size), mode="bilinear", align_corners=False)
+        return torch.nn.functional.interpolate(
+            cropped, size=(self.size, self.size), mode="bilinear", align_corners=False
+        )

@@ -3,6 +3,11 @@
 Every modality's dataset returns either ``(input, target)`` or an :class:`Unreadable` record for a file it
 could not decode; :func:`collate_skipping` stacks the good ones and keeps the bad ones' paths and reasons in
 the batch, so an evaluation can count and list them in its results.
+
+A sample that was read and is used, but not quite as the protocol describes it (a video shorter than one clip,
+whose last frame is repeated to fill the clip), comes as :class:`Noted`: the ``(input, target)`` pair with a
+:class:`SampleNote`. The collate functions keep the notes in ``Batch.notes``, so evaluation and training count
+them and say so once at the end (:func:`report_notes`); datasets that never note anything collate as before.
 """
 
 from __future__ import annotations
@@ -11,7 +16,7 @@ import logging
 import os
 from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import torch
@@ -29,13 +34,39 @@ class Unreadable:
     error: str
 
 
+@dataclass(frozen=True)
+class SampleNote:
+    """Something to count about a sample that was read and used: ``note`` is the kind (counted, e.g. "shorter than
+    one clip, last frame repeated"), ``detail`` what it is for this file (e.g. "5 frames; a clip spans 8")."""
+
+    path: str
+    note: str
+    detail: str = ""
+
+
+@dataclass(frozen=True)
+class Noted:
+    """A readable sample, the ``(input, target)`` pair, with a :class:`SampleNote` about it: what a dataset returns
+    instead of the bare pair (:func:`noted`)."""
+
+    sample: tuple
+    note: SampleNote
+
+
+def noted(sample: tuple, note: SampleNote | None) -> tuple | Noted:
+    """``sample`` with ``note`` attached (:class:`Noted`), or ``sample`` itself when there is nothing to note."""
+    return sample if note is None else Noted(sample, note)
+
+
 @dataclass
 class Batch:
-    """inputs: [B, ...] stacked inputs; targets: [B] (or [B, K] multi-hot); skipped: unreadable files of this batch."""
+    """inputs: [B, ...] stacked inputs; targets: [B] (or [B, K] multi-hot); skipped: unreadable files of this batch;
+    notes: the :class:`SampleNote` of its noted samples (which are in ``inputs``)."""
 
     inputs: Tensor
     targets: Tensor
     skipped: list[Unreadable]
+    notes: list[SampleNote] = field(default_factory=list)
 
 
 #: Set (to "1") while an evaluation reports skipped files itself; inherited by DataLoader workers, forked or spawned.
@@ -43,27 +74,31 @@ QUIET_SKIPS = "TOKENMERGE_QUIET_SKIPS"
 
 
 def collate_skipping(items: list) -> Batch:
-    """Stack readable ``(input, target)`` samples; log and drop :class:`Unreadable` ones (kept in ``Batch.skipped``).
+    """Stack readable ``(input, target)`` samples (:class:`Noted` ones too, their notes kept in ``Batch.notes``);
+    log and drop :class:`Unreadable` ones (kept in ``Batch.skipped``).
 
-    Inside :func:`quiet_skips` nothing is logged here: the caller reports all skipped files once.
+    Inside :func:`quiet_skips` nothing is logged here: the caller reports all skipped files once. Notes are never
+    logged here: whoever counts them reports them once (:func:`report_notes`).
     """
+    notes = [item.note for item in items if isinstance(item, Noted)]
+    items = [item.sample if isinstance(item, Noted) else item for item in items]
     good = [item for item in items if not isinstance(item, Unreadable)]
     skipped = [item for item in items if isinstance(item, Unreadable)]
     if os.environ.get(QUIET_SKIPS) != "1":
         for bad in skipped:
             log.warning("skipping unreadable file %s (%s)", bad.path, bad.error)
     if not good:
-        return Batch(torch.empty(0), torch.empty(0, dtype=torch.long), skipped)
+        return Batch(torch.empty(0), torch.empty(0, dtype=torch.long), skipped, notes)
     inputs = torch.stack([sample for sample, _ in good])
     targets = torch.stack([torch.as_tensor(target) for _, target in good])
-    return Batch(inputs, targets, skipped)
+    return Batch(inputs, targets, skipped, notes)
 
 
 def collate_training(items: list) -> Batch | object:
-    """The trainer's default collate: ``default_collate`` for a batch of readable samples (as before), and
-    :func:`collate_skipping` (a :class:`Batch` that lists the unreadable ones) when any item is :class:`Unreadable`,
-    so one bad file never stops a training run."""
-    if any(isinstance(item, Unreadable) for item in items):
+    """The trainer's default collate: ``default_collate`` for a batch of plain readable samples (as before), and
+    :func:`collate_skipping` (a :class:`Batch` that lists the unreadable ones and the notes) when any item is
+    :class:`Unreadable` or :class:`Noted`, so one bad file never stops a training run and no note is lost."""
+    if any(isinstance(item, Unreadable | Noted) for item in items):
         return collate_skipping(items)
     return default_collate(items)
 
@@ -110,3 +145,42 @@ def report_skipped(skipped: list[Unreadable], shown: int = 5) -> str | None:
     more = f"; and {len(skipped) - shown} more" if len(skipped) > shown else ""
     log.warning("%s: %s%s", summary, named, more)
     return summary
+
+
+def notes_by_kind(notes: list[SampleNote]) -> dict[str, list[SampleNote]]:
+    """``notes`` grouped by their ``note`` (the kind), kinds in first-seen order."""
+    kinds: dict[str, list[SampleNote]] = {}
+    for item in notes:
+        kinds.setdefault(item.note, []).append(item)
+    return kinds
+
+
+def count_notes(notes: list[SampleNote]) -> dict[str, int]:
+    """How many samples have each kind of note: ``{"shorter than one clip, last frame repeated": 2}``."""
+    return {kind: len(items) for kind, items in notes_by_kind(notes).items()}
+
+
+def notes_text(counts: dict[str, int]) -> str:
+    """``2 shorter than one clip, last frame repeated; 1 ...`` for counts by kind ("" for none)."""
+    return "; ".join(f"{count} {kind}" for kind, count in counts.items() if count)
+
+
+def note_summary(kind: str, count: int, listed_in: str = "results.json", where: str = "") -> str:
+    """``2 samples shorter than one clip, last frame repeated (listed in results.json)``; ``where`` is said after
+    the count (e.g. " in training"), ``listed_in`` is the file that lists every path."""
+    return f"{count} sample{'s' if count != 1 else ''}{where} {kind} (listed in {listed_in})"
+
+
+def report_notes(
+    notes: list[SampleNote], listed_in: str = "results.json", where: str = "", shown: int = 5
+) -> list[str]:
+    """Log one warning per kind of note for all noted samples (the first ``shown`` named, with their details);
+    returns the summary lines (:func:`note_summary`)."""
+    lines = []
+    for kind, items in notes_by_kind(notes).items():
+        summary = note_summary(kind, len(items), listed_in, where)
+        named = "; ".join(f"{n.path} ({n.detail})" if n.detail else n.path for n in items[:shown])
+        more = f"; and {len(items) - shown} more" if len(items) > shown else ""
+        log.warning("%s: %s%s", summary, named, more)
+        lines.append(summary)
+    return lines

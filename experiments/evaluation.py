@@ -22,7 +22,16 @@ from tokenmerge.core.schedule import ScheduleSpec, clamp_note
 
 from .cli import DataError, SettingError
 from .comparison import comparison_note
-from .data import Batch, Unreadable, quiet_skips, report_skipped
+from .data import (
+    Batch,
+    SampleNote,
+    Unreadable,
+    note_summary,
+    notes_by_kind,
+    quiet_skips,
+    report_notes,
+    report_skipped,
+)
 from .distributed import broadcast_from_main, current_context, gather_objects, shard_loader
 from .environment import environment
 from .flops import count_flops
@@ -54,11 +63,13 @@ class Setting:
 
 @dataclass
 class Predictions:
-    """logits: [N, K] (log-probabilities when views are averaged); targets: [N] or [N, K]; skipped: unreadable files."""
+    """logits: [N, K] (log-probabilities when views are averaged); targets: [N] or [N, K]; skipped: unreadable files;
+    notes: what the dataset noted about samples it read (e.g. videos shorter than one clip)."""
 
     logits: Tensor
     targets: Tensor
     skipped: list[Unreadable] = field(default_factory=list)
+    notes: list[SampleNote] = field(default_factory=list)
 
 
 def plain_forward(model: nn.Module, inputs: Tensor) -> Tensor:
@@ -80,14 +91,16 @@ def predict(
     The random baselines draw per sample from the patch's ``seed`` (see :class:`ToMeConfig`), so their predictions
     do not depend on batching or on the number of processes. In a torchrun process group each
     process predicts its own shard of ``loader.dataset`` (every world_size-th sample, no padding) and every
-    process returns all shards' predictions in rank order, so every sample counts exactly once. ``dtype`` casts
-    floating-point inputs (the model must be in it already); None keeps them as the loader gives them.
+    process returns all shards' predictions in rank order, so every sample counts exactly once (and so does every
+    sample's note, ``batch.notes``). ``dtype`` casts floating-point inputs (the model must be in it already); None
+    keeps them as the loader gives them.
     """
     ctx = current_context()
     model.eval()
-    logits, targets, skipped = [], [], []
+    logits, targets, skipped, notes = [], [], [], []
     for batch in progress(shard_loader(loader, ctx), desc, leave=False, unit="batches"):
         skipped += batch.skipped
+        notes += getattr(batch, "notes", [])
         if len(batch.targets):
             inputs = batch.inputs.to(device)
             if dtype is not None and inputs.is_floating_point():
@@ -95,15 +108,15 @@ def predict(
             logits.append(forward(model, inputs).float().cpu())
             targets.append(batch.targets)
     if ctx.distributed:
-        shards = gather_objects((logits, targets, skipped), ctx)
-        logits, targets, skipped = ([part for shard in shards for part in shard[i]] for i in range(3))
+        shards = gather_objects((logits, targets, skipped, notes), ctx)
+        logits, targets, skipped, notes = ([part for shard in shards for part in shard[i]] for i in range(4))
     if not logits:
         first = f" (first: {skipped[0].path}: {skipped[0].error})" if skipped else ""
         raise DataError(
             f"No readable samples in the dataset: all {len(skipped)} files were skipped as unreadable{first}. "
             "Check that the data files are images/clips this loader can decode."
         )
-    return Predictions(torch.cat(logits), torch.cat(targets), skipped)
+    return Predictions(torch.cat(logits), torch.cat(targets), skipped, notes)
 
 
 def _configure(handle: ToMeHandle, setting: Setting) -> None:
@@ -141,21 +154,27 @@ def _cached_predictions(
 ) -> tuple[Predictions, int]:
     """A setting's predictions (computed in ``dtype``) and FLOPs: read from ``cache`` if an earlier run (or a job of
     this sweep) made them in the same dtype, else computed and, on rank 0, written there atomically (parallel jobs
-    never read half a file)."""
+    never read half a file). The file keeps the unreadable files and the sample notes with the predictions, so a
+    resumed sweep reports them too; a file written before notes were kept is evaluated again."""
     if cache is not None and cache.is_file():
         saved = torch.load(cache, weights_only=True)
-        if saved.get("dtype", "float32") == dtype_name(dtype):
+        if saved.get("dtype", "float32") == dtype_name(dtype) and "notes" in saved:
             log.info("%s: predictions read from %s", desc, cache)
             skipped = [Unreadable(path, error) for path, error in saved["skipped"]]
-            return Predictions(saved["logits"], saved["targets"], skipped), int(saved["flops"])
-        log.info("%s: %s holds %s predictions, not %s; evaluating again", desc, cache, saved.get("dtype"), dtype)
+            notes = [SampleNote(path, note, detail) for path, note, detail in saved["notes"]]
+            return Predictions(saved["logits"], saved["targets"], skipped, notes), int(saved["flops"])
+        if "notes" not in saved:
+            log.info("%s: %s predates sample notes (e.g. short videos); evaluating again", desc, cache)
+        else:
+            log.info("%s: %s holds %s predictions, not %s; evaluating again", desc, cache, saved.get("dtype"), dtype)
     preds = predict(model, loader, device, desc=desc, forward=forward, dtype=dtype)
     flops = count_flops(model, torch.zeros(1, *input_shape, device=device, dtype=dtype))
     if cache is not None and current_context().is_main:
         cache.parent.mkdir(parents=True, exist_ok=True)
         partial = cache.with_name(f"{cache.name}.{os.getpid()}.tmp")
         skipped = [[s.path, s.error] for s in preds.skipped]
-        saved = {"logits": preds.logits, "targets": preds.targets, "skipped": skipped, "flops": flops}
+        notes = [[n.path, n.note, n.detail] for n in preds.notes]
+        saved = {"logits": preds.logits, "targets": preds.targets, "skipped": skipped, "notes": notes, "flops": flops}
         torch.save(saved | {"dtype": dtype_name(dtype)}, partial)
         partial.replace(cache)
     return preds, flops
@@ -206,7 +225,8 @@ def sweep_settings(
     Every setting is checked against the model before the first batch is read; settings that ask for more
     merging than a block can do are clamped, and their rows say so (``note``, ``schedule``, ``tokens_per_layer``;
     the table's footnotes, and one INFO log line per distinct note).
-    Unreadable files are reported once, after the first pass.
+    Unreadable files and the samples the dataset noted (e.g. videos shorter than one clip) are reported once,
+    after the first pass; every row lists them (``skipped``: paths; ``noted``: paths by kind of note).
 
     Args:
         model: the model to evaluate.
@@ -254,6 +274,7 @@ def sweep_settings(
                 )
                 if is_reference and ctx.is_main:
                     report_skipped(evaluated[0][0].skipped)
+                    report_notes(evaluated[0][0].notes)
             speed = None
             if ctx.is_main:  # one process times, alone on its device; the others wait for its numbers
                 batch = torch.randn(throughput_batch, *input_shape, device=device, dtype=dtype)
@@ -291,6 +312,7 @@ def sweep_settings(
                     **metrics(preds.logits, preds.targets, base_preds.logits),
                     "samples": len(preds.targets),
                     "skipped": [s.path for s in preds.skipped],
+                    "noted": {kind: [n.path for n in items] for kind, items in notes_by_kind(preds.notes).items()},
                     "samples_per_s": measured.samples_per_s,
                     "speedup": measured.samples_per_s / base_speed,
                     "gflops": flops / 1e9,
@@ -389,28 +411,41 @@ def format_table(rows: list[dict]) -> str:
     skipped = len(rows[0].get("skipped", []))
     if skipped:
         lines.append(f"{skipped} unreadable file{'s' if skipped != 1 else ''} skipped (listed in results.json)")
+    lines += [note_summary(kind, count) for kind, count in noted_counts(rows[0]).items()]
     return "\n".join(lines)
 
 
-LIST_COLUMNS = ("skipped", "schedule", "tokens_per_layer")
+def noted_counts(row: dict) -> dict[str, int]:
+    """A row's noted samples counted by kind of note (``row["noted"]``: paths by kind), e.g. ``{"shorter than one
+    clip, last frame repeated": 2}``; {} for none."""
+    return {kind: len(paths) for kind, paths in (row.get("noted") or {}).items() if paths}
+
+
+LIST_COLUMNS = ("skipped", "noted", "schedule", "tokens_per_layer")
 
 
 def write_results(rows: list[dict], out_dir: str | Path, stem: str = "results", **metadata) -> tuple[Path, Path]:
-    """Write rows as JSON (with metadata, the count of skipped files and :func:`~tokenmerge.experiments.environment.
-    environment`: versions, processor, threads, command) and CSV; returns both paths.
+    """Write rows as JSON (with metadata, the count of skipped files, the counts of noted samples by kind and
+    :func:`~tokenmerge.experiments.environment.environment`: versions, processor, threads, command) and CSV; returns
+    both paths.
 
-    The CSV has one column per scalar field, the schedule as text and the number of skipped files.
+    The CSV has one column per scalar field, the schedule as text, the number of skipped files and the number of
+    noted samples.
     """
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     skipped = len(rows[0].get("skipped", [])) if rows else 0
-    json_path = write_json(rows, out_dir / f"{stem}.json", **metadata, skipped_files=skipped, environment=environment())
+    noted = noted_counts(rows[0]) if rows else {}
+    json_path = write_json(
+        rows, out_dir / f"{stem}.json", **metadata, skipped_files=skipped, noted_files=noted, environment=environment()
+    )
     csv_path = out_dir / f"{stem}.csv"
-    columns = [k for k in rows[0] if k not in LIST_COLUMNS] + ["schedule", "skipped"]
+    columns = [k for k in rows[0] if k not in LIST_COLUMNS] + ["schedule", "skipped", "noted"]
     with csv_path.open("w", newline="") as f:
         writer = csv.DictWriter(f, fieldnames=columns, extrasaction="ignore")
         writer.writeheader()
         for row in rows:
             schedule = " ".join(map(str, row.get("schedule", [])))
-            writer.writerow({**row, "schedule": schedule, "skipped": len(row.get("skipped", []))})
+            counts = {"skipped": len(row.get("skipped", [])), "noted": sum(noted_counts(row).values())}
+            writer.writerow({**row, "schedule": schedule, **counts})
     return json_path, csv_path

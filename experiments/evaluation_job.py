@@ -17,8 +17,9 @@ from torch.utils.data import Subset
 
 from .checkpoint import UnreadableCheckpoint
 from .cli import DataError, SettingError
+from .data import notes_text
 from .distributed import distributed_context, process_device
-from .evaluation import Setting, format_table, write_results
+from .evaluation import Setting, format_table, noted_counts, write_results
 from .validation import DTYPES
 
 Sweep = Callable[..., list[dict]]
@@ -28,9 +29,11 @@ log = logging.getLogger(__name__)
 def sample_counts(loader, rows: list[dict], data: dict) -> dict:
     """How many samples the run evaluated against how many the index lists and the paper's set has.
 
-    Returns ``{"evaluated", "listed", "selected", "skipped", "paper", "paper_set"}``: ``listed`` is the index's
-    length (None if the loader has no map-style dataset), ``selected`` what ``data.max_samples`` kept of it, ``paper``
-    and ``paper_set`` the ``data.paper_samples`` / ``data.paper_set`` of a paper experiment (None otherwise).
+    Returns ``{"evaluated", "listed", "selected", "skipped", "noted", "paper", "paper_set"}``: ``listed`` is the
+    index's length (None if the loader has no map-style dataset), ``selected`` what ``data.max_samples`` kept of it,
+    ``noted`` the evaluated samples the dataset noted, counted by kind (e.g. ``{"shorter than one clip, last frame
+    repeated": 2}``; their paths are the rows' ``noted``), ``paper`` and ``paper_set`` the ``data.paper_samples`` /
+    ``data.paper_set`` of a paper experiment (None otherwise).
     """
     dataset = getattr(loader, "dataset", None)
     selected = len(dataset) if hasattr(dataset, "__len__") else None
@@ -42,6 +45,7 @@ def sample_counts(loader, rows: list[dict], data: dict) -> dict:
         "listed": listed,
         "selected": selected,
         "skipped": len(rows[0].get("skipped", [])),
+        "noted": noted_counts(rows[0]),
         "paper": data.get("paper_samples"),
         "paper_set": data.get("paper_set"),
     }
@@ -49,13 +53,15 @@ def sample_counts(loader, rows: list[dict], data: dict) -> dict:
 
 def counts_line(counts: dict) -> str:
     """One line for the end of a run: ``samples: evaluated 9 of 10 listed in the index (1 unreadable, skipped;
-    max_samples kept 10); the paper's set has 19148 (...)``."""
+    2 shorter than one clip, last frame repeated; max_samples kept 10); the paper's set has 19148 (...)``."""
     line = f"samples: evaluated {counts['evaluated']}"
     if counts["listed"] is not None:
         line += f" of {counts['listed']} listed in the index"
     notes = []
     if counts["skipped"]:
         notes.append(f"{counts['skipped']} unreadable, skipped")
+    if counts.get("noted"):
+        notes.append(notes_text(counts["noted"]))
     if counts["selected"] is not None and counts["selected"] != counts["listed"]:
         notes.append(f"data.max_samples kept {counts['selected']}")
     line += f" ({'; '.join(notes)})" if notes else ""
@@ -88,8 +94,9 @@ def run_evaluation_job(
             throughput_batch=, throughput_rounds=, dtype=, reference_cache=)``.
         reference_cache: the multirun's shared unmerged predictions (see ``core.hydra_cli.job_paths``).
 
-    At the end rank 0 prints how many samples were evaluated against the index and the paper's set
-    (:func:`sample_counts`, also ``samples`` in results.json), with a warning when files were skipped.
+    At the end rank 0 prints how many samples were evaluated against the index and the paper's set, and how many
+    the dataset noted (e.g. videos shorter than one clip) (:func:`sample_counts`, also ``samples`` in results.json),
+    with a warning when files were skipped.
 
     Returns:
         The rows (the same on every process).

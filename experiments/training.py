@@ -30,7 +30,7 @@ from tqdm.auto import tqdm
 
 from .batch_mixing import mix_batch
 from .checkpoint import load_state_dict_exactly, save_safetensors
-from .data import Batch, Unreadable, collate_training
+from .data import Batch, SampleNote, Unreadable, collate_training, report_notes
 from .distributed import (
     DistributedContext,
     broadcast_from_main,
@@ -76,12 +76,15 @@ class TrainResult:
         paths: files written on rank 0: "weights", "state", "history" (empty elsewhere or without out_dir).
         skipped: the unreadable files training and validation met (every process's, each once), skipped as
             evaluation skips them; logged once at the end.
+        notes: the notes the datasets attached to samples training and validation read (every process's, each
+            file and kind once; e.g. videos shorter than one clip), as evaluation counts them; logged once at the end.
     """
 
     metrics: dict[str, float]
     history: list[dict[str, float]]
     paths: dict[str, Path] = field(default_factory=dict)
     skipped: list[Unreadable] = field(default_factory=list)
+    notes: list[SampleNote] = field(default_factory=list)
 
     def write_summary(self, summary: dict, out_dir: str | Path) -> Path | None:
         """On the rank that wrote the weights, write ``summary`` as ``out_dir/train_results.json`` and print what
@@ -121,6 +124,7 @@ class _Run:
         self.train_dataset, self.val_dataset, self.evaluate_fn = train_dataset, val_dataset, evaluate
         self.collate_fn, self.num_classes, self.progress = collate_fn or collate_training, num_classes, progress
         self.skipped: dict[str, str] = {}  # unreadable files met so far: path -> reason
+        self.notes: dict[tuple[str, str], SampleNote] = {}  # noted samples met so far: (path, kind) -> note
         self.out_dir = Path(config.out_dir) if config.out_dir is not None and ctx.is_main else None
         self.sampler = training_sampler(train_dataset, config, ctx)
         self.steps_per_epoch = len(self.sampler) // config.batch_size
@@ -228,11 +232,26 @@ class _Run:
         return {"val_loss": loss, **{f"val_{k}": v for k, v in classification_metrics(logits, targets).items()}}
 
     def _note_skipped(self, batch):
-        """``batch``, after recording the unreadable files it lists (a :class:`Batch`'s ``skipped``)."""
+        """``batch``, after recording the unreadable files and the sample notes it lists (a :class:`Batch`'s
+        ``skipped`` and ``notes``)."""
         if isinstance(batch, Batch):
             for bad in batch.skipped:
                 self.skipped.setdefault(bad.path, bad.error)
+            for note in batch.notes:
+                self.notes.setdefault((note.path, note.note), note)
         return batch
+
+    def report_notes(self) -> list[SampleNote]:
+        """Every process's sample notes, each file and kind once (call on all ranks); rank 0 logs one warning per
+        kind of note for them (:func:`~tokenmerge.experiments.data.report_notes`)."""
+        merged: dict[tuple[str, str], SampleNote] = {}
+        for part in gather_objects(self.notes, self.ctx):
+            for key, note in part.items():
+                merged.setdefault(key, note)
+        notes = [merged[key] for key in sorted(merged)]
+        if notes and self.ctx.is_main:
+            report_notes(notes, listed_in="train_results.json", where=" in training")
+        return notes
 
     def report_skipped(self) -> list[Unreadable]:
         """Every process's unreadable files, each once (call on all ranks); rank 0 logs one warning for them."""
@@ -375,8 +394,8 @@ class _Run:
                 window_loss, window_steps, window_samples = torch.zeros((), device=ctx.device), 0, 0
                 start = time.perf_counter()
         self.model.eval()
-        skipped = self.report_skipped()
-        return TrainResult(dict(self.history[-1]) if self.history else {}, self.history, paths, skipped)
+        skipped, notes = self.report_skipped(), self.report_notes()
+        return TrainResult(dict(self.history[-1]) if self.history else {}, self.history, paths, skipped, notes)
 
 
 def training_sampler(
@@ -441,7 +460,8 @@ def train(
             every ``eval_every`` step and at the end, inside ``torch.random.fork_rng`` (they never change the
             training run).
         collate_fn: the DataLoader's (default: stacking, and unreadable files, items that are
-            :class:`~tokenmerge.experiments.data.Unreadable`, skipped and listed in the result's ``skipped``:
+            :class:`~tokenmerge.experiments.data.Unreadable`, skipped and listed in the result's ``skipped``, and the
+            notes of :class:`~tokenmerge.experiments.data.Noted` items listed in its ``notes``:
             :func:`~tokenmerge.experiments.data.collate_training`).
         num_classes: K, if given checked against the model's output.
         progress: a tqdm bar and one line per history entry on rank 0.

@@ -18,6 +18,7 @@ from tokenmerge.core.schedule import clamp_note
 
 from .checkpoint import UnreadableCheckpoint
 from .cli import DataError, SettingError
+from .data import count_notes, note_summary
 from .distributed import default_device
 from .training import train
 from .training_recipe import TrainConfig, measure_training_throughput
@@ -264,8 +265,10 @@ def train_with_merging(
 ) -> dict:
     """Print the effective batch and lr (:func:`describe_batch`, rank 0), measure training throughput with and
     without merging (one process, ``throughput_rounds`` > 0), patch ``net``, train it, and write ``summary`` with
-    the schedule, final metrics, a clamped schedule's ``note`` and the unreadable files skipped (``skipped_files``,
-    ``skipped``) as ``out_dir/train_results.json``.
+    the schedule, final metrics, a clamped schedule's ``note``, the unreadable files skipped (``skipped_files``,
+    ``skipped``) and the samples the datasets noted (``noted_files``: counts by kind, e.g. ``{"shorter than one clip,
+    last frame repeated": 2}``; ``noted``: path, note and detail of each) as ``out_dir/train_results.json``; rank 0
+    ends with one line for each.
 
     Args:
         net: the model to train (unpatched).
@@ -292,9 +295,14 @@ def train_with_merging(
         summary["note"] = note
     summary["skipped_files"] = len(result.skipped)
     summary["skipped"] = [{"path": s.path, "error": s.error} for s in result.skipped]
+    summary["noted_files"] = count_notes(result.notes)
+    summary["noted"] = [{"path": n.path, "note": n.note, "detail": n.detail} for n in result.notes]
     result.write_summary(summary, out_dir)
     if _is_main() and result.skipped:
         print(f"{len(result.skipped)} unreadable file{'s' if len(result.skipped) != 1 else ''} skipped in training")
+    if _is_main():
+        for kind, count in summary["noted_files"].items():
+            print(note_summary(kind, count, "train_results.json", " in training"))
     if _is_main() and note:
         print(f"note: {note}")
     return summary

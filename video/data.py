@@ -24,7 +24,10 @@ Temporal views follow ``util/decoder/decoder.py`` (``get_start_end_idx`` with ``
 ``temporal_sampling``): with ``delta = max(frames - span, 0)``, view ``i`` of ``n`` starts at
 ``i * floor(delta / (n - 1))`` (one view: ``floor(delta / 2)``, the centre), and its ``num_frames`` indices are
 ``linspace(start, start + span - 1)`` clamped to the video and truncated to integers. A video shorter than the
-span therefore gives the same clip for every temporal view, with its last frame repeated to fill the clip.
+span therefore gives the same clip for every temporal view, with its last frame repeated to fill the clip. Such a
+video is evaluated as MAE-ST evaluates it, and noted: its item is a :class:`~tokenmerge.experiments.data.Noted`
+sample with the note :data:`SHORT_VIDEO` (:func:`short_video_note`), which evaluation counts and reports once,
+in results.json and the run's ``samples`` line.
 Frames are decoded as MAE-ST's test path decodes them: ``util/kinetics.py:241-272`` reads the file's bytes
 (``util/decoder/video_container.py:19-21``) and ``util/decoder/decoder.py:146-156`` decodes them with
 torchvision's video reader (``io._read_video_from_memory`` with ``video_min_dimension=max_spatial_scale``, the short
@@ -62,7 +65,7 @@ import torch
 from torch import Tensor
 from torch.utils.data import DataLoader, Dataset, Subset
 
-from tokenmerge.experiments.data import Unreadable, collate_skipping, usable_workers
+from tokenmerge.experiments.data import Noted, SampleNote, Unreadable, collate_skipping, noted, usable_workers
 from tokenmerge.experiments.data_index import Classes, DataIndex, IndexReader, read_class_names
 
 VIDEO_EXTENSIONS = (".mp4", ".avi", ".mkv", ".webm", ".mov", ".m4v")
@@ -130,6 +133,28 @@ def temporal_indices(video_frames: int, num_frames: int, span: float, num_views:
     return torch.stack(rows)
 
 
+#: The note (:class:`~tokenmerge.experiments.data.SampleNote`) of a video shorter than one clip.
+SHORT_VIDEO = "shorter than one clip, last frame repeated"
+
+
+def clip_past_end(video_frames: int, num_frames: int, span: float) -> bool:
+    """Whether a clip of ``num_frames`` frames spanning ``span`` samples positions past a video's last frame, which
+    :func:`temporal_indices` (and training's random clip) clamp to the last frame: the video is shorter than one
+    clip and its last frame repeats. Such a video starts every clip at frame 0 (module doc), so that clip decides."""
+    return bool((torch.linspace(0, span - 1, num_frames) >= video_frames).any())
+
+
+def short_video_note(
+    path: str | Path, video_frames: int, fps: float | None, sampling: ClipSampling
+) -> SampleNote | None:
+    """The :data:`SHORT_VIDEO` note of a video of ``video_frames`` frames at ``fps`` that is shorter than one clip
+    of ``sampling`` (:func:`clip_past_end`), or None when its clips lie within it."""
+    span = sampling.clip_span(fps)
+    if not clip_past_end(video_frames, sampling.num_frames, span):
+        return None
+    return SampleNote(str(path), SHORT_VIDEO, f"{video_frames} frames; a clip spans {span:g}")
+
+
 def resized_size(height: int, width: int, short_side: int) -> tuple[int, int]:
     """(height, width) with the short side set to ``short_side`` and the long one scaled and rounded half up, as
     MAE-ST's decoder sizes frames (torchvision ``Util::setFormatDimensions``: ``round(srcW * min / srcH)``)."""
@@ -194,7 +219,12 @@ def decode_video(path: str | Path, short_side: int) -> tuple[np.ndarray, float |
 
 def video_views(path: str | Path, sampling: ClipSampling) -> Tensor:
     """Decode one video into its normalized views [V, 3, T, crop_size, crop_size] (V in MAE-ST's order)."""
-    frames, fps = decode_video(path, sampling.short_side)
+    return frame_views(*decode_video(path, sampling.short_side), sampling)
+
+
+def frame_views(frames: np.ndarray, fps: float | None, sampling: ClipSampling) -> Tensor:
+    """Decoded frames [N, H, W, 3] uint8 (short side ``sampling.short_side``) at ``fps`` -> normalized views
+    [V, 3, T, crop_size, crop_size] (V in MAE-ST's order)."""
     index = temporal_indices(len(frames), sampling.num_frames, sampling.clip_span(fps), sampling.num_temporal_views)
     size, video = sampling.crop_size, torch.from_numpy(frames)
     offsets = crop_offsets(frames.shape[1], frames.shape[2], size, sampling.num_spatial_crops)
@@ -255,7 +285,8 @@ def load_index(source: str | Path, classes: Classes = None) -> VideoIndex:
 
 
 class VideoDataset(Dataset):
-    """Item i is (views [V, 3, T, crop, crop], class index), or :class:`Unreadable` if the video fails to decode."""
+    """Item i is (views [V, 3, T, crop, crop], class index), or :class:`Unreadable` if the video fails to decode;
+    a video shorter than one clip gives that pair as :class:`Noted` (:func:`short_video_note`)."""
 
     def __init__(self, index: VideoIndex, sampling: ClipSampling = ClipSampling()):
         self.samples, self.classes, self.sampling = index.samples, index.classes, sampling
@@ -263,12 +294,14 @@ class VideoDataset(Dataset):
     def __len__(self) -> int:
         return len(self.samples)
 
-    def __getitem__(self, i: int) -> tuple[Tensor, int] | Unreadable:
+    def __getitem__(self, i: int) -> tuple[Tensor, int] | Noted | Unreadable:
         path, label = self.samples[i]
         try:
-            return video_views(path, self.sampling), label
+            frames, fps = decode_video(path, self.sampling.short_side)
+            views = frame_views(frames, fps, self.sampling)
         except (av.FFmpegError, OSError, ValueError) as error:
             return Unreadable(path, f"{type(error).__name__}: {error}")
+        return noted((views, label), short_video_note(path, len(frames), fps, self.sampling))
 
 
 def build_video_loader(
@@ -293,8 +326,8 @@ def build_video_loader(
         max_samples: evaluate an evenly spaced subset of this size (quick runs); None for all.
 
     Yields:
-        :class:`tokenmerge.experiments.data.Batch` objects: inputs [B, V, 3, T, crop, crop], targets [B], and the
-        unreadable videos of the batch in ``skipped``.
+        :class:`tokenmerge.experiments.data.Batch` objects: inputs [B, V, 3, T, crop, crop], targets [B], the
+        unreadable videos of the batch in ``skipped`` and its videos shorter than one clip in ``notes``.
     """
     dataset = VideoDataset(load_index(source, classes), sampling)
     if max_samples is not None and max_samples < len(dataset):

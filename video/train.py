@@ -11,8 +11,8 @@ Sec. 5: MAE-ST ViT-L fine-tuned on Kinetics-400 with merging on). The loop is
 safetensors + resumable state in the output folder). Without ``data.train`` it trains on fresh moving-objects
 clips (:mod:`tokenmerge.video.moving_objects`); with a CSV index or a class-folder tree it decodes one clip per
 video and step, at a random time, a random square crop (or, with ``data.crop_scale`` / ``data.crop_aspect``,
-MAE-ST's random resized crop) and flipped left-right half the time (MAE-ST's training sampling), with ``data.rand_augment`` / ``data.random_erasing`` MAE-ST's clip RandAugment
-and random erasing (:mod:`tokenmerge.experiments.clip_augment`), and validates on the centre clip of each
+MAE-ST's random resized crop) and flipped left-right half the time (MAE-ST's training sampling), with
+``data.rand_augment`` / ``data.random_erasing`` MAE-ST's clip RandAugment and random erasing (:mod:`tokenmerge.experiments.clip_augment`), and validates on the centre clip of each
 validation video. ``model.pretrained`` starts from an MAE-ST pre-training checkpoint (the encoder; the decoder
 and mask token are skipped and the head is drawn anew, as MAE-ST's fine-tuning does), ``model.checkpoint`` from
 weights of this very model; ``model.embed_dim`` / ``depth`` / ``num_heads`` shrink a named size (smoke tests).
@@ -34,7 +34,7 @@ from tokenmerge.core import schedule_spec
 from tokenmerge.core.schedule import check_schedule
 from tokenmerge.experiments.cli import SettingError
 from tokenmerge.experiments.clip_augment import ClipRandAugment, ClipRandomErasing, ClipRandomResizedCrop
-from tokenmerge.experiments.data import Unreadable, collate_skipping
+from tokenmerge.experiments.data import Noted, Unreadable, collate_skipping, noted
 from tokenmerge.experiments.hydra_cli import training_main
 from tokenmerge.experiments.training import TrainConfig
 from tokenmerge.experiments.training_job import (
@@ -53,7 +53,7 @@ from tokenmerge.experiments.validation import check_choice, check_count, check_t
 from tokenmerge.experiments.weighted_sampler import label_frequency_weights
 
 from .checkpoint import load_checkpoint, load_pretrained_encoder
-from .data import ClipSampling, VideoIndex, decode_video, load_index, video_views
+from .data import ClipSampling, VideoIndex, decode_video, frame_views, load_index, short_video_note
 from .embedded import ARCH, create_embedded_model
 from .model import CONFIGS, SpatiotemporalViT, create_model
 from .moving_objects import CLASSES, FRAMES, SIZE, RandomClips
@@ -66,9 +66,11 @@ class VideoClips(Dataset):
 
     Training (``train=True``): a clip starting at a uniformly random time; ``rand_augment`` on its frames (before
     the crop, as MAE-ST util/kinetics.py:377-395 does); ``crop`` (MAE-ST's random resized crop, kinetics.py:338-362)
-    or else a random square crop of the crop size; a left-right flip with probability 0.5; normalization; ``erasing`` (kinetics.py:432-442). All draws use torch's global RNG, seeded per process
-    and loader worker by the training loop. Evaluation: the centre clip and the centre crop (``sampling`` with
-    one view), never augmented.
+    or else a random square crop of the crop size; a left-right flip with probability 0.5; normalization;
+    ``erasing`` (kinetics.py:432-442). All draws use torch's global RNG, seeded per process and loader worker by the
+    training loop. Evaluation: the centre clip and the centre crop (``sampling`` with
+    one view), never augmented. A video shorter than one clip (its last frame repeated, as MAE-ST does) gives its
+    pair as :class:`Noted` (:func:`~tokenmerge.video.data.short_video_note`): training counts and reports it.
     """
 
     def __init__(
@@ -93,17 +95,17 @@ class VideoClips(Dataset):
         labels = [label for _, label in self.samples]
         return label_frequency_weights(labels, len(self.classes) if self.classes else max(labels) + 1)
 
-    def __getitem__(self, i: int) -> tuple[Tensor, int] | Unreadable:
+    def __getitem__(self, i: int) -> tuple[Tensor, int] | Noted | Unreadable:
         path, label = self.samples[i]
         try:
-            clip = self._random_clip(path) if self.train else video_views(path, self.sampling)[0]
+            frames, fps = decode_video(path, self.sampling.short_side)  # [N, H, W, 3]
+            clip = self._random_clip(frames, fps) if self.train else frame_views(frames, fps, self.sampling)[0]
         except (av.FFmpegError, OSError, ValueError) as error:
             return Unreadable(path, f"{type(error).__name__}: {error}")
-        return clip, label
+        return noted((clip, label), short_video_note(path, len(frames), fps, self.sampling))
 
-    def _random_clip(self, path: str) -> Tensor:
+    def _random_clip(self, frames, fps: float | None) -> Tensor:
         sampling, size = self.sampling, self.sampling.crop_size
-        frames, fps = decode_video(path, sampling.short_side)  # [N, H, W, 3]
         span = sampling.clip_span(fps)
         start = float(torch.rand(())) * max(len(frames) - span, 0)
         index = torch.linspace(start, start + span - 1, sampling.num_frames).clamp(0, len(frames) - 1).long()
@@ -238,7 +240,9 @@ def check_config(cfg: dict) -> TrainConfig:
     try:
         clip_augmentation(data, side)
     except (TypeError, ValueError) as error:
-        raise SettingError(f"data.rand_augment / data.random_erasing / data.crop_scale / data.crop_aspect: {error}") from None
+        raise SettingError(
+            f"data.rand_augment / data.random_erasing / data.crop_scale / data.crop_aspect: {error}"
+        ) from None
     try:
         clip_sampling(model["name"], *model_input(model), **(data["sampling"] or {}))
     except (TypeError, ValueError) as error:

@@ -1,6 +1,8 @@
-"""Video evaluation data: MAE-ST's temporal and spatial views, CSV and folder indices, bad files skipped."""
+"""Video evaluation data: MAE-ST's temporal and spatial views, CSV and folder indices, bad files skipped, videos
+shorter than one clip noted."""
 
 import logging
+import math
 from pathlib import Path
 
 import av
@@ -8,10 +10,13 @@ import numpy as np
 import pytest
 import torch
 
+from tokenmerge.experiments.data import SampleNote
 from tokenmerge.video import data
 from tokenmerge.video.data import (
+    SHORT_VIDEO,
     ClipSampling,
     build_video_loader,
+    clip_past_end,
     crop_offsets,
     decode_video,
     index_from_csv,
@@ -184,6 +189,28 @@ def test_corrupt_and_truncated_videos_are_skipped_and_listed(tmp_path, caplog):
     skipped = sorted(Path(item.path).name for item in batch.skipped)
     assert skipped == ["garbage.mp4", "gone.mp4", "truncated.mp4"]
     assert all(item.error for item in batch.skipped) and "garbage.mp4" in caplog.text
+
+
+@pytest.mark.parametrize(
+    "frames, num_frames, span",
+    [(7, 4, 8), (8, 4, 8), (5, 4, 8), (100, 4, 8), (5, 1, 8), (52, 16, 64 * 25 / 30), (53, 16, 64 * 25 / 30)],
+)
+def test_a_clip_past_the_end_is_one_that_clamping_changes(frames, num_frames, span):
+    start = math.floor(max(frames - span, 0) / 2)
+    unclamped = torch.linspace(start, start + span - 1, num_frames).long()
+    changed = not torch.equal(temporal_indices(frames, num_frames, span, 1)[0], unclamped)
+    assert clip_past_end(frames, num_frames, span) == changed
+
+
+def test_a_video_shorter_than_one_clip_is_evaluated_as_mae_st_does_and_noted(tmp_path):
+    write_mp4(tmp_path / "short.mp4", grey_ramp(7))  # TINY's clip spans 8 frames: 7 fall short
+    write_mp4(tmp_path / "full.mp4", grey_ramp(8))  # exactly one clip: not noted
+    (tmp_path / "val.csv").write_text("short.mp4,0\nfull.mp4,1\n")
+    batch = next(iter(build_video_loader(tmp_path / "val.csv", sampling=TINY, batch_size=4, workers=0)))
+    assert batch.targets.tolist() == [0, 1] and batch.skipped == []
+    assert batch.notes == [SampleNote(str(tmp_path / "short.mp4"), SHORT_VIDEO, "7 frames; a clip spans 8")]
+    grey = batch.inputs[0, 0, 0, :, 0, 0] * 255 / 20  # frame indices of the short video's first view
+    assert grey.round().tolist() == [0, 2, 4, 6]  # linspace(0, 7, 4) = 0, 2, 4, 7 with 7 clamped to the last frame
 
 
 def test_max_samples_takes_an_evenly_spaced_subset(tmp_path):

@@ -16,12 +16,14 @@ from tests.commands import run_module
 from tests.torchrun import torchrun
 from tokenmerge.experiments.cli import UserError
 from tokenmerge.video import load_checkpoint
+from tokenmerge.video.data import SHORT_VIDEO
 from tokenmerge.video.embedded import WEIGHTS, create_embedded_model
 from tokenmerge.video.model import EMBEDDED_ARCH
 from tokenmerge.video.moving_objects import CLASSES, write_video_dataset
 from tokenmerge.video.train import build_model, run_training
 
 from .mae_st_reference import synthetic_mae_st_pretraining_state
+from .short_videos import write_short_video
 
 TINY = [
     "tome.r=16",
@@ -77,6 +79,25 @@ def test_video_files_from_a_checkpoint_in_the_frame_scope_skipping_an_unreadable
     assert summary["schedule"] == [8] * 4 and summary["tome"]["merge_scope"] == "frame"
     assert summary["classes"] == list(CLASSES) and _finite(summary["metrics"])
     assert (out / "model.safetensors").is_file() and (out / "train_results.json").is_file()
+
+
+def test_training_counts_and_reports_a_video_shorter_than_one_clip(tmp_path, capsys):
+    torch.set_num_threads(1)
+    root = write_video_dataset(tmp_path / "clips", "val", per_class=1)
+    short = write_short_video(root / "clips" / "short.mp4", 5)  # a clip is 8 frames
+    clips = (root / "val.csv").read_text().splitlines()[:3]  # 8 frames each: exactly one clip, not noted
+    (root / "train.csv").write_text("\n".join([*clips, "clips/short.mp4,0"]) + "\n")  # one batch holds every video
+    overrides = [f"model.checkpoint={WEIGHTS}", f"data.train={root / 'train.csv'}", "train.steps=1"]
+    overrides += ["train.batch_size=4", "train.num_workers=0", "throughput_rounds=0"]
+    out = tmp_path / "run"
+    summary = run_training(_config(overrides), out)
+    noted = [{"path": str(short), "note": SHORT_VIDEO, "detail": "5 frames; a clip spans 8"}]
+    assert summary["noted_files"] == {SHORT_VIDEO: 1} and summary["noted"] == noted
+    saved = json.loads((out / "train_results.json").read_text())
+    assert saved["noted_files"] == {SHORT_VIDEO: 1} and saved["noted"] == noted and saved["skipped_files"] == 0
+    printed = capsys.readouterr().out
+    line = "1 sample in training shorter than one clip, last frame repeated (listed in train_results.json)"
+    assert printed.count(line) == 1
 
 
 @pytest.mark.parametrize(
