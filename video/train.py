@@ -12,10 +12,11 @@ safetensors + resumable state in the output folder). Without ``data.train`` it t
 clips (:mod:`tokenmerge.video.moving_objects`); with a CSV index or a class-folder tree it decodes one clip per
 video and step, at a random time, a random square crop (or, with ``data.crop_scale`` / ``data.crop_aspect``,
 MAE-ST's random resized crop) and flipped left-right half the time (MAE-ST's training sampling), with
-``data.rand_augment`` / ``data.random_erasing`` MAE-ST's clip RandAugment and random erasing (:mod:`tokenmerge.experiments.clip_augment`), and validates on the centre clip of each
-validation video. ``model.pretrained`` starts from an MAE-ST pre-training checkpoint (the encoder; the decoder
-and mask token are skipped and the head is drawn anew, as MAE-ST's fine-tuning does), ``model.checkpoint`` from
-weights of this very model; ``model.embed_dim`` / ``depth`` / ``num_heads`` shrink a named size (smoke tests).
+``data.rand_augment`` / ``data.random_erasing`` MAE-ST's clip RandAugment and random erasing
+(:mod:`tokenmerge.experiments.clip_augment`), and validates on the centre clip of each validation video.
+``model.pretrained`` starts from an MAE-ST pre-training checkpoint (the encoder; the decoder and mask token are
+skipped and the head is drawn anew, as MAE-ST's fine-tuning does), ``model.checkpoint`` from weights of this very
+model; ``model.embed_dim`` / ``depth`` / ``num_heads`` shrink a named size (smoke tests).
 Before training, one process measures training samples/s of the model with and without merging.
 """
 
