@@ -20,6 +20,10 @@ Indexes (relative file paths are relative to the index's folder):
   the ``file,labels`` CSV (``label`` instead of ``labels``: single-label); see
   :mod:`tokenmerge.experiments.data_index`, which reads every index kind.
 
+Training augmentations of AudioMAE's ``dataset.py`` on the waveform, before the features (:class:`AudioDataset` with
+``train=True``): per-sample mixup with another clip of the training set (``mixup``, multi-label data only: the
+targets become soft vectors) and a random circular shift and gain (``roll_mag_aug``, :func:`roll_and_scale`).
+
 A missing, corrupt or undecodable file never stops an evaluation: its item is an
 :class:`~tokenmerge.experiments.data.Unreadable` record (path and reason), which
 :func:`~tokenmerge.experiments.data.collate_skipping` logs, drops and lists in the batch's ``skipped``.
@@ -66,8 +70,10 @@ __all__ = [
     "is_multilabel",
     "load_audio",
     "load_index",
+    "mix_waveforms",
     "read_class_index",
     "read_class_names",
+    "roll_and_scale",
 ]
 
 SAMPLE_RATE = 16000
@@ -184,24 +190,94 @@ def load_index(source: str | Path, classes: Classes = None) -> AudioIndex:
     return AUDIO_INDEX.load(source, classes)
 
 
+#: AudioMAE's Beta(10, 10): the mixup weight (dataset.py:205) and, plus 0.5, roll_mag_aug's gain (dataset.py:173).
+MIX_BETA = 10.0
+
+
+def _beta() -> float:
+    """One draw of Beta(10, 10) from torch's global generator."""
+    return float(torch.distributions.Beta(MIX_BETA, MIX_BETA).sample())
+
+
+def roll_and_scale(waveform: Tensor, shift: bool = True) -> Tensor:
+    """AudioMAE's ``roll_mag_aug`` (facebookresearch/AudioMAE dataset.py:169-174): a circular shift of the samples by
+    a uniform draw in [0, samples) (``shift``), then a gain of Beta(10, 10) + 0.5, in [0.5, 1.5]; torch's global
+    generator.
+
+    AudioMAE draws the shift as ``np.random.randint(len(waveform))`` of a [channels, samples] array (line 171), so
+    for a mono clip it is always 0 and its runs apply the gain only: ``shift=False`` does that.
+
+    Args:
+        waveform: [samples] (or [..., samples]; the last dimension is shifted).
+        shift: draw and apply the circular shift; False: the gain only.
+    """
+    if shift:
+        waveform = torch.roll(waveform, int(torch.randint(waveform.shape[-1], ())), dims=-1)
+    return waveform * (_beta() + 0.5)
+
+
+def mix_waveforms(first: Tensor, second: Tensor, lam: float) -> Tensor:
+    """``lam * first + (1 - lam) * second`` with its mean removed, as AudioMAE mixes two clips (dataset.py:194-208):
+    ``second`` is first cut to the length of ``first``, or zero-padded at its end. Both [samples]."""
+    if len(second) > len(first):
+        second = second[: len(first)]
+    elif len(second) < len(first):
+        second = torch.nn.functional.pad(second, (0, len(first) - len(second)))
+    mixed = lam * first + (1 - lam) * second
+    return mixed - mixed.mean()
+
+
 class AudioDataset(Dataset):
     """Item i is (features [1, T, F], target) or :class:`~tokenmerge.experiments.data.Unreadable`.
 
-    The target is a class index (single-label) or a multi-hot float vector [K] (multi-label).
+    The target is a class index (single-label) or a multi-hot float vector [K] (multi-label); a mixed training
+    item's is the soft vector ``lam * y_i + (1 - lam) * y_j``.
+
+    Training augmentations on the waveform (``train=True`` only), as AudioMAE's ``AudiosetDataset`` applies them
+    (facebookresearch/AudioMAE dataset.py:176-208, 251-274), before the features and SpecAugment; all draws come
+    from torch's global generator (seeded per process and loader worker by the trainer):
+
+    - ``mixup``: with this probability an item is mixed with clip j, drawn uniformly from the whole training set
+      (itself included), at the waveform: each clip has its mean removed (and with ``roll_mag_aug`` its own
+      shift and gain), clip j is cut or zero-padded to clip i's length, ``lam ~ Beta(10, 10)``, and the mixture has
+      its mean removed (:func:`mix_waveforms`). Multi-label data only (the trainer takes class indices for
+      single-label data). An unreadable clip j makes the item :class:`~tokenmerge.experiments.data.Unreadable`.
+    - ``roll_mag_aug``: after the mean removal, :func:`roll_and_scale` (``roll_shift`` as its ``shift``).
 
     Args:
         index: the files and their labels.
         preset: feature settings (:mod:`tokenmerge.audio.features`).
         train: SpecAugment on (training only).
         sample_rate: Hz the audio is resampled to before features.
+        mixup: probability in [0, 1] that a training item is mixed with another clip; 0: never.
+        roll_mag_aug: random circular shift and gain of every training clip.
+        roll_shift: with ``roll_mag_aug``, apply the shift (False: the gain only, what AudioMAE's code does).
     """
 
     def __init__(
-        self, index: AudioIndex, preset: FbankPreset = AUDIOSET, train: bool = False, sample_rate: int = SAMPLE_RATE
+        self,
+        index: AudioIndex,
+        preset: FbankPreset = AUDIOSET,
+        train: bool = False,
+        sample_rate: int = SAMPLE_RATE,
+        *,
+        mixup: float = 0.0,
+        roll_mag_aug: bool = False,
+        roll_shift: bool = True,
     ):
         self.samples, self.classes, self.multi_label = index.samples, index.classes, index.multi_label
         self.train, self.sample_rate = train, sample_rate
         self.transform = FbankTransform(preset, train)
+        if isinstance(mixup, bool) or not isinstance(mixup, int | float) or not 0 <= mixup <= 1:
+            raise ValueError(f"mixup={mixup!r} must be a probability in [0, 1] (0: off).")
+        if (mixup or roll_mag_aug) and not train:
+            raise ValueError("mixup and roll_mag_aug are training augmentations: build the dataset with train=True.")
+        if mixup and not self.multi_label:
+            raise ValueError(
+                "mixup mixes the targets into soft vectors, which only multi-label (multi-hot) training takes; this "
+                "index is single-label (class indices). Use a multi-label index or mixup=0."
+            )
+        self.mixup, self.roll_mag_aug, self.roll_shift = float(mixup), bool(roll_mag_aug), bool(roll_shift)
 
     def __len__(self) -> int:
         return len(self.samples)
@@ -213,16 +289,47 @@ class AudioDataset(Dataset):
         num_classes = len(self.classes) if self.classes else max(target for _, target in self.samples) + 1
         return label_frequency_weights([target for _, target in self.samples], num_classes)
 
+    def mix_partner(self) -> int | None:
+        """The clip a training item is mixed with (uniform over the dataset), with probability ``mixup``; else None."""
+        if self.mixup == 0 or float(torch.rand(())) >= self.mixup:
+            return None
+        return int(torch.randint(len(self.samples), ()))
+
+    def _target(self, target) -> Tensor | int:
+        if not self.multi_label:
+            return target
+        multi_hot = torch.zeros(len(self.classes))
+        multi_hot[list(target)] = 1.0
+        return multi_hot
+
+    def _augmented(self, waveform: Tensor) -> Tensor:
+        """Mean removed, then the shift and gain with ``roll_mag_aug`` (AudioMAE dataset.py:179-181, 187-192)."""
+        waveform = waveform - waveform.mean()
+        return roll_and_scale(waveform, self.roll_shift) if self.roll_mag_aug else waveform
+
     def __getitem__(self, i: int) -> tuple[Tensor, Tensor | int] | Unreadable:
         path, target = self.samples[i]
+        target = self._target(target)
+        partner = self.mix_partner() if self.train else None  # drawn first, as AudioMAE (dataset.py:252-258)
         try:
-            features = self.transform(load_audio(path, self.sample_rate), self.sample_rate)
+            waveform = load_audio(path, self.sample_rate)
         except (OSError, ValueError) as error:
             return Unreadable(path, f"{type(error).__name__}: {error}")
-        if self.multi_label:
-            multi_hot = torch.zeros(len(self.classes))
-            multi_hot[list(target)] = 1.0
-            return features, multi_hot
+        if self.train and (self.mixup or self.roll_mag_aug):
+            waveform = self._augmented(waveform)
+            if partner is not None:
+                other_path, other_target = self.samples[partner]
+                try:
+                    other = self._augmented(load_audio(other_path, self.sample_rate))
+                except (OSError, ValueError) as error:
+                    return Unreadable(other_path, f"{type(error).__name__}: {error} (drawn to mix with {path})")
+                lam = _beta()
+                waveform = mix_waveforms(waveform, other, lam)
+                target = lam * target + (1 - lam) * self._target(other_target)
+        try:
+            features = self.transform(waveform, self.sample_rate)
+        except (OSError, ValueError) as error:
+            return Unreadable(path, f"{type(error).__name__}: {error}")
         return features, target
 
 

@@ -7,12 +7,19 @@ token, learned-or-fixed position embeddings ``[1, 1 + N, D]`` whose first row be
 timm blocks, and either AudioMAE's fine-tuning head (mean of the patch tokens, ``fc_norm``, linear) or the
 class token after ``norm``. So this module only configures timm; nothing is rewritten. State-dict keys are
 AudioMAE's (``fc_norm`` and no ``norm`` when ``global_pool``), so its checkpoints load as they are.
+
+AudioMAE fine-tunes with patch masking (``mask_t_prob`` / ``mask_f_prob``): in training, each sample keeps a random
+subset of the time columns and of the frequency rows of its patch grid (:class:`PatchGridMasking`). It takes timm's
+``patch_drop`` slot (after the position embeddings, before the blocks), which the model's own forward and the
+Token Merging patch (:class:`tokenmerge.adapters.TimmViTAdapter` ``embed``) both run, so a merging model trains on
+the masked tokens too.
 """
 
 from __future__ import annotations
 
 from functools import partial
 
+import torch
 from timm.models.vision_transformer import VisionTransformer
 from torch import Tensor, nn
 
@@ -22,6 +29,64 @@ CONFIGS = {
     "vit_base_patch16": dict(embed_dim=768, depth=12, num_heads=12),
     "vit_large_patch16": dict(embed_dim=1024, depth=24, num_heads=16),
 }
+
+
+def kept_lines(lines: int, mask_prob: float) -> int:
+    """Time columns (or frequency rows) of ``lines`` that AudioMAE's 2-D masking keeps: ``int(lines * (1 - p))``,
+    rounded down (facebookresearch/AudioMAE models_vit.py:120 and 133), e.g. 51 of 64 and 6 of 8 at p = 0.2."""
+    return int(lines * (1 - mask_prob))
+
+
+class PatchGridMasking(nn.Module):
+    """AudioMAE's fine-tuning patch masking (``--mask_2d True``): drop whole time columns and frequency rows.
+
+    In training, each sample keeps :func:`kept_lines` ``(T, mask_t_prob)`` of the T time columns and ``(F,
+    mask_f_prob)`` of the F frequency rows of its patch grid, both drawn uniformly (the ones with the smallest
+    ``torch.rand`` noise, from torch's global generator: first the columns, then the rows) and kept in the drawn
+    order, time-major: ``[B, prefix + T x F, D] -> [B, prefix + T' x F', D]``. The class (prefix) tokens always
+    stay. The tokens come in with their position embeddings already added, so every kept patch keeps its own.
+    That is AudioMAE's ``random_masking_2d`` (facebookresearch/AudioMAE models_vit.py:88-145) as
+    ``forward_features_mask`` calls it (lines 148-160: patch embedding, + ``pos_embed[:, 1:]``, masking, then the
+    class token + ``pos_embed[:, :1]`` in front) whenever either probability is above 0 (line 179). In eval mode,
+    or with both probabilities 0, the tokens pass unchanged (AudioMAE's evaluation never masks:
+    engine_finetune_as.py:55 passes the probabilities in training only).
+
+    Args:
+        grid: (T, F) patch grid of the model's input.
+        mask_t_prob, mask_f_prob: fraction of time columns / frequency rows dropped, in [0, 1).
+        num_prefix_tokens: leading tokens (class token) that are never dropped.
+    """
+
+    def __init__(self, grid: tuple[int, int], mask_t_prob: float = 0.0, mask_f_prob: float = 0.0, num_prefix_tokens=1):
+        super().__init__()
+        for name, prob, lines in (("mask_t_prob", mask_t_prob, grid[0]), ("mask_f_prob", mask_f_prob, grid[1])):
+            if not 0 <= prob < 1:
+                raise ValueError(f"{name}={prob!r} must be in [0, 1): the fraction of patch lines dropped in training.")
+            if kept_lines(lines, prob) < 1:
+                raise ValueError(f"{name}={prob} keeps none of the {lines} patch lines of a {grid[0]} x {grid[1]} grid")
+        self.grid, self.num_prefix_tokens = tuple(grid), num_prefix_tokens
+        self.mask_t_prob, self.mask_f_prob = float(mask_t_prob), float(mask_f_prob)
+
+    @property
+    def kept_grid(self) -> tuple[int, int]:
+        """(T', F'): the time columns and frequency rows a training forward keeps."""
+        return kept_lines(self.grid[0], self.mask_t_prob), kept_lines(self.grid[1], self.mask_f_prob)
+
+    def extra_repr(self) -> str:
+        return f"grid={self.grid}, mask_t_prob={self.mask_t_prob}, mask_f_prob={self.mask_f_prob}"
+
+    def forward(self, x: Tensor) -> Tensor:
+        if not self.training or (self.mask_t_prob == 0 and self.mask_f_prob == 0):
+            return x
+        prefix, patches = x[:, : self.num_prefix_tokens], x[:, self.num_prefix_tokens :]
+        (rows_t, rows_f), (keep_t, keep_f) = self.grid, self.kept_grid
+        batch, dim = x.shape[0], x.shape[-1]
+        patches = patches.reshape(batch, rows_t, rows_f, dim)
+        columns = torch.rand(batch, rows_t, device=x.device).argsort(dim=1)[:, :keep_t]
+        patches = patches.gather(1, columns[:, :, None, None].expand(-1, -1, rows_f, dim))
+        rows = torch.rand(batch, rows_f, device=x.device).argsort(dim=1)[:, :keep_f]
+        patches = patches.gather(2, rows[:, None, :, None].expand(-1, keep_t, -1, dim))
+        return torch.cat([prefix, patches.reshape(batch, keep_t * keep_f, dim)], dim=1)
 
 
 class SpectrogramViT(VisionTransformer):
@@ -37,6 +102,9 @@ class SpectrogramViT(VisionTransformer):
         global_pool: True: mean of the patch tokens (size-weighted once tokens merge), ``fc_norm``, head
             (AudioMAE's fine-tuning head); False: the class token after ``norm``. timm's own attribute
             ``global_pool`` then reads ``"avg"`` or ``"token"``.
+        mask_t_prob, mask_f_prob: AudioMAE's fine-tuning patch masking: the fraction of the patch grid's time
+            columns and frequency rows each training forward drops (:class:`PatchGridMasking`, in ``patch_drop``);
+            0 and 0 (default): none. Never in eval mode. A training setting, not architecture: not in ``arch``.
         **kwargs: passed to timm's ``VisionTransformer`` (e.g. ``drop_rate``, ``drop_path_rate``).
     """
 
@@ -52,6 +120,8 @@ class SpectrogramViT(VisionTransformer):
         mlp_ratio: float = 4.0,
         num_classes: int = 527,
         global_pool: bool = True,
+        mask_t_prob: float = 0.0,
+        mask_f_prob: float = 0.0,
         **kwargs,
     ):
         for name, size in (("target_length", target_length), ("num_mel_bins", num_mel_bins)):
@@ -85,6 +155,10 @@ class SpectrogramViT(VisionTransformer):
             num_classes=num_classes,
             global_pool=global_pool,
         )
+        if mask_t_prob or mask_f_prob:
+            if kwargs.get("patch_drop_rate"):
+                raise ValueError("Give patch_drop_rate or mask_t_prob / mask_f_prob, not both: they share patch_drop.")
+            self.patch_drop = PatchGridMasking(self.grid, mask_t_prob, mask_f_prob, self.num_prefix_tokens)
 
     @property
     def grid(self) -> tuple[int, int]:

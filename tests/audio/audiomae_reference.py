@@ -5,12 +5,40 @@ import torch
 import torch.nn.functional as F
 
 
-def audiomae_forward(state: dict, spectrograms: torch.Tensor, *, patch: int, heads: int, eps: float = 1e-6):
+def audiomae_mask_2d(x: torch.Tensor, grid: tuple[int, int], mask_t_prob: float, mask_f_prob: float) -> torch.Tensor:
+    """AudioMAE's fine-tuning masking (models_vit.py:88-145, random_masking_2d) of patch tokens x [B, T*F, C]
+    (time-major): per sample, the int(T * (1 - p_t)) time columns with the smallest torch.rand noise, in that order,
+    then likewise int(F * (1 - p_f)) frequency rows (noise drawn second) -> [B, T' * F', C]."""
+    batch, _, dim = x.shape
+    rows_t, rows_f = grid
+    x = x.reshape(batch, rows_t, rows_f, dim)
+    columns = torch.argsort(torch.rand(batch, rows_t), dim=1)[:, : int(rows_t * (1 - mask_t_prob))]
+    x = torch.stack([x[i, columns[i]] for i in range(batch)])
+    rows = torch.argsort(torch.rand(batch, rows_f), dim=1)[:, : int(rows_f * (1 - mask_f_prob))]
+    x = torch.stack([x[i][:, rows[i]] for i in range(batch)])
+    return x.reshape(batch, -1, dim)
+
+
+def audiomae_forward(
+    state: dict,
+    spectrograms: torch.Tensor,
+    *,
+    patch: int,
+    heads: int,
+    eps: float = 1e-6,
+    mask_t_prob: float = 0.0,
+    mask_f_prob: float = 0.0,
+):
     """spectrograms [B, 1, T, F] -> logits: patch conv, + pos[1:], class token + pos[:1] first, blocks,
-    mean over patch tokens, fc_norm, head (AudioMAE's VisionTransformer.forward_features + head)."""
+    mean over patch tokens, fc_norm, head (AudioMAE's VisionTransformer.forward_features + head). With a mask
+    probability above 0, the patch tokens are masked after their position embedding and before the class token goes
+    in front (AudioMAE's training forward with mask_t_prob / mask_f_prob, forward_features_mask)."""
     x = F.conv2d(spectrograms, state["patch_embed.proj.weight"], state["patch_embed.proj.bias"], stride=patch)
+    grid = tuple(x.shape[2:])
     x = x.flatten(2).transpose(1, 2)  # [B, T/p * F/p, C], time-major
     x = x + state["pos_embed"][:, 1:, :]
+    if mask_t_prob > 0 or mask_f_prob > 0:
+        x = audiomae_mask_2d(x, grid, mask_t_prob, mask_f_prob)
     cls = (state["cls_token"] + state["pos_embed"][:, :1, :]).expand(x.shape[0], -1, -1)
     x = torch.cat([cls, x], dim=1)
     c = x.shape[-1]
