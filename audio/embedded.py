@@ -1,7 +1,9 @@
 """The embedded default audio models: small SpectrogramViTs trained here on the spoken-words task.
 
 Inputs are Speech Commands-style features (:data:`tokenmerge.audio.features.SPOKEN_WORDS`: 128 frames x 128 mel
-bins), cut into AudioMAE's 16 x 16 patches: an 8 x 8 grid of 64 tokens plus the class token. Two models ship as
+bins), cut into (2, 128) patches: 64 time tokens of 20 ms of the whole spectrum each, plus the class token (the
+Keyword Transformer's tokens; see :data:`tokenmerge.audio.model.EMBEDDED_ARCH`). AudioMAE's own models keep its
+16 x 16 patches. Two models ship as
 float16 safetensors with the architecture, class names and training record in the metadata:
 
 * ``speech_vit.safetensors``: trained without merging;

@@ -17,6 +17,7 @@ the masked tokens too.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from functools import partial
 
 import torch
@@ -95,7 +96,9 @@ class SpectrogramViT(VisionTransformer):
     Args:
         target_length: frames (10 ms each) of the input; 1024 for AudioSet, 512 ESC-50, 128 Speech Commands.
         num_mel_bins: mel bins of the input (128 in AudioMAE).
-        patch_size: square patch side, in frames and bins; both input sides must be multiples of it.
+        patch_size: patch side in frames and bins (AudioMAE: 16), or (frames, bins) for a rectangular patch, such as
+            the embedded model's (2, 128): two frames of the whole spectrum per token; the input sides must be
+            multiples of the patch's.
         in_chans: input channels (1 for a filterbank).
         embed_dim, depth, num_heads, mlp_ratio: transformer size.
         num_classes: output classes (527 for AudioSet).
@@ -112,7 +115,7 @@ class SpectrogramViT(VisionTransformer):
         self,
         target_length: int = 1024,
         num_mel_bins: int = 128,
-        patch_size: int = 16,
+        patch_size: int | Sequence[int] = 16,
         in_chans: int = 1,
         embed_dim: int = 768,
         depth: int = 12,
@@ -124,12 +127,13 @@ class SpectrogramViT(VisionTransformer):
         mask_f_prob: float = 0.0,
         **kwargs,
     ):
-        for name, size in (("target_length", target_length), ("num_mel_bins", num_mel_bins)):
-            if size % patch_size:
-                raise ValueError(f"{name}={size} is not a multiple of patch_size={patch_size}; pad or cut the input.")
+        patch = patch_shape(patch_size)
+        for name, size, side in (("target_length", target_length, patch[0]), ("num_mel_bins", num_mel_bins, patch[1])):
+            if size % side:
+                raise ValueError(f"{name}={size} is not a multiple of the patch's {side}; pad or cut the input.")
         super().__init__(
             img_size=(target_length, num_mel_bins),
-            patch_size=patch_size,
+            patch_size=patch,
             in_chans=in_chans,
             embed_dim=embed_dim,
             depth=depth,
@@ -146,7 +150,7 @@ class SpectrogramViT(VisionTransformer):
         self.arch = dict(
             target_length=target_length,
             num_mel_bins=num_mel_bins,
-            patch_size=patch_size,
+            patch_size=patch_size if isinstance(patch_size, int) else list(patch),
             in_chans=in_chans,
             embed_dim=embed_dim,
             depth=depth,
@@ -181,10 +185,23 @@ class SpectrogramViT(VisionTransformer):
         return super().forward_features(x, **kwargs)
 
 
-#: The embedded spoken-words models: 128 frames x 128 mel bins in 16 x 16 patches (64 tokens + class), 10 words.
+#: The embedded spoken-words models: 128 frames x 128 mel bins in (2, 128) patches (64 time tokens + class), 10 words.
+#: A token holds 20 ms of the whole spectrum, as the Keyword Transformer tokenizes speech (Berg et al., Interspeech
+#: 2021, "Keyword Transformer", Sec. 3.1: one token per time frame of all frequencies); trained from scratch, such
+#: tokens learn the words far sooner than 16 x 16 patches (tokenmerge.audio.train_embedded's docstring).
 EMBEDDED_ARCH = dict(
-    target_length=128, num_mel_bins=128, patch_size=16, embed_dim=128, depth=6, num_heads=4, mlp_ratio=4.0
+    target_length=128, num_mel_bins=128, patch_size=(2, 128), embed_dim=128, depth=6, num_heads=4, mlp_ratio=4.0
 )
+
+
+def patch_shape(patch_size: int | Sequence[int]) -> tuple[int, int]:
+    """(frames, mel bins) of a patch: ``16`` -> (16, 16), ``(2, 128)`` / ``[2, 128]`` -> (2, 128)."""
+    if isinstance(patch_size, int):
+        return patch_size, patch_size
+    shape = tuple(int(side) for side in patch_size)
+    if len(shape) != 2:
+        raise ValueError(f"patch_size must be an int or (frames, mel bins); got {patch_size!r}.")
+    return shape
 
 
 def create_model(name: str = "embedded", *, num_classes: int | None = None, **kwargs) -> SpectrogramViT:

@@ -66,9 +66,10 @@ def synthetic_audiomae_state(*, frames, bins, patch, dim, depth, classes, seed=0
     def rand(*shape, scale=0.2):
         return torch.randn(*shape, generator=g) * scale
 
-    tokens = (frames // patch) * (bins // patch)
+    patch_t, patch_f = (patch, patch) if isinstance(patch, int) else patch  # (frames, bins)
+    tokens = (frames // patch_t) * (bins // patch_f)
     state = {
-        "patch_embed.proj.weight": rand(dim, 1, patch, patch),
+        "patch_embed.proj.weight": rand(dim, 1, patch_t, patch_f),
         "patch_embed.proj.bias": rand(dim),
         "cls_token": rand(1, 1, dim),
         "pos_embed": rand(1, 1 + tokens, dim),
@@ -95,7 +96,7 @@ def synthetic_audiomae_pretraining_state(*, frames, bins, patch, dim, depth, see
     state = synthetic_audiomae_state(frames=frames, bins=bins, patch=patch, dim=dim, depth=depth, classes=1, seed=seed)
     for key in ("fc_norm.weight", "fc_norm.bias", "head.weight", "head.bias"):
         del state[key]
-    decoder, tokens = dim // 2, (frames // patch) * (bins // patch)
+    decoder, tokens = dim // 2, state["pos_embed"].shape[1] - 1
     return state | {
         "norm.weight": torch.ones(dim),
         "norm.bias": torch.zeros(dim),

@@ -40,8 +40,8 @@ def test_shipped_models_keep_their_predictions_under_merging_on_unseen_voices():
             handle = apply_patch(model, r=8, method="random_drop", seed=0)
             dropped = model(features)
             handle.remove()
-        # Measured on these 100 clips: top-1 55% and 56% (chance 10%); ToMe r=8 agrees with the unmerged model on 99%
-        # and 100%, random dropping on 87% and 82%.
+        # Measured on these 100 clips: top-1 94% and 96% (chance 10%); ToMe r=8 agrees with the unmerged model on 100%
+        # and 100%, random dropping on 90% and 91%.
         agreement = (merged.argmax(-1) == plain.argmax(-1)).float().mean()
-        assert (plain.argmax(-1) == labels).float().mean() >= 0.53 and agreement >= 0.98
-        assert (dropped.argmax(-1) == plain.argmax(-1)).float().mean() < agreement - 0.08
+        assert (plain.argmax(-1) == labels).float().mean() >= 0.88 and agreement >= 0.98
+        assert (dropped.argmax(-1) == plain.argmax(-1)).float().mean() < agreement - 0.05

@@ -101,7 +101,7 @@ def test_a_tiny_run_of_the_recipe_trains_with_masking_mixup_and_roll_gain_on(tmp
     [
         ("data.mixup=0.5", "data.mixup.*single-label"),
         ("model.mask_t_prob=1.0", r"model.mask_t_prob=1.0"),
-        ("model.mask_f_prob=0.9", r"model: mask_f_prob=0.9 keeps none of the 8 patch lines"),
+        ("model.mask_f_prob=0.9", r"model: mask_f_prob=0.9 keeps none of the 1 patch lines of a 64 x 1 grid"),
         ("data.mixup=2", r"data.mixup=2"),
         ("data.roll_mag_aug=yes", r"data.roll_mag_aug='yes'"),
     ],

@@ -59,8 +59,20 @@ def test_layout_and_input_errors():
     assert model.blocks[0].norm1.eps == 1e-6 and model.fc_norm.eps == 1e-6
     with pytest.raises(ValueError, match=r"\[B, 1, 64, 32\].*fbank"):
         model(torch.randn(1, 1, 32, 64))  # frequency first: the common mistake
-    with pytest.raises(ValueError, match="multiple of patch_size"):
+    with pytest.raises(ValueError, match="target_length=100 is not a multiple of the patch's 16"):
         SpectrogramViT(target_length=100, num_mel_bins=128)
+
+
+def test_rectangular_patches_tokenize_time_frames_of_the_whole_spectrum():
+    model = SpectrogramViT(**{**TINY, "patch_size": [2, 32]}, num_classes=5)  # a list, as the arch metadata holds it
+    assert model.grid == (32, 1) and model.pos_embed.shape == (1, 33, 32) and model.arch["patch_size"] == [2, 32]
+    x = torch.randn(2, 1, 64, 32)
+    tokens = model.patch_embed(x)  # token t holds frames 2t and 2t + 1 of every bin
+    weight, bias = model.patch_embed.proj.weight, model.patch_embed.proj.bias  # [32, 1, 2, 32]
+    torch.testing.assert_close(tokens[:, 5], torch.einsum("bcft,dcft->bd", x[:, :, 10:12], weight) + bias)
+    assert SpectrogramViT(**model.arch).grid == (32, 1)
+    with pytest.raises(ValueError, match="num_mel_bins=32 is not a multiple of the patch's 24"):
+        SpectrogramViT(**{**TINY, "patch_size": (2, 24)})
 
 
 def test_audioset_configuration_has_512_tokens():

@@ -15,6 +15,7 @@ from tests.commands import run_module
 from tests.torchrun import torchrun
 from tokenmerge.audio import SpectrogramViT, load_checkpoint
 from tokenmerge.audio.checkpoint import load_pretrained_encoder
+from tokenmerge.audio.model import EMBEDDED_ARCH
 from tokenmerge.audio.spoken_words import WORDS
 from tokenmerge.audio.train import build_model, run_training
 from tokenmerge.experiments.cli import UserError
@@ -46,7 +47,7 @@ def test_one_process_trains_with_merging_and_reports_both_throughputs(tmp_path):
     assert set(summary["training_samples_per_s"]) == {"unmerged", "merged", "batch", "device"}
     saved = json.loads((tmp_path / "train_results.json").read_text())
     assert saved["classes"] == list(WORDS)
-    model = SpectrogramViT(target_length=128, num_mel_bins=128, embed_dim=128, depth=6, num_heads=4, num_classes=10)
+    model = SpectrogramViT(**EMBEDDED_ARCH, num_classes=10)
     load_checkpoint(model, tmp_path / "model.safetensors")  # plain weights: the patch adds no parameters
 
 
@@ -112,7 +113,8 @@ def test_a_checkpoint_or_index_that_does_not_fit_is_one_user_error(tmp_path):
 
 def _pretraining_checkpoint(path, depth=6):
     """An AudioMAE pre-training checkpoint (official key names) for the embedded architecture, saved at ``path``."""
-    state = synthetic_audiomae_pretraining_state(frames=128, bins=128, patch=16, dim=128, depth=depth)
+    patch = EMBEDDED_ARCH["patch_size"]
+    state = synthetic_audiomae_pretraining_state(frames=128, bins=128, patch=patch, dim=128, depth=depth)
     torch.save({"model": state}, path)
     return state
 
