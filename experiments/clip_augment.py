@@ -144,6 +144,10 @@ class ClipRandAugment:
         return frames
 
 
+def _uniform(low: float, high: float) -> float:
+    return low + (high - low) * float(torch.rand(()))
+
+
 @dataclass(frozen=True)
 class ClipRandomErasing:
     """With ``probability``, one box of the clip, the same in every frame, filled with per-pixel N(0, 1) noise
@@ -171,8 +175,8 @@ class ClipRandomErasing:
         height, width = clip.shape[-2:]
         log_aspect = (math.log(self.min_aspect), -math.log(self.min_aspect))
         for _ in range(100):
-            area = (self.min_area + (self.max_area - self.min_area) * float(torch.rand(()))) * height * width
-            aspect = math.exp(log_aspect[0] + (log_aspect[1] - log_aspect[0]) * float(torch.rand(())))
+            area = _uniform(self.min_area, self.max_area) * height * width
+            aspect = math.exp(_uniform(*log_aspect))
             h, w = round(math.sqrt(area * aspect)), round(math.sqrt(area / aspect))
             if h < height and w < width:
                 top, left = int(torch.randint(height - h + 1, ())), int(torch.randint(width - w + 1, ()))
@@ -180,10 +184,6 @@ class ClipRandomErasing:
                 erased[..., top : top + h, left : left + w] = torch.randn(*clip.shape[:2], h, w, dtype=clip.dtype)
                 return erased
         return clip
-
-
-def _uniform(low: float, high: float) -> float:
-    return low + (high - low) * float(torch.rand(()))
 
 
 @dataclass(frozen=True)
