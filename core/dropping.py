@@ -14,6 +14,7 @@ from torch import Tensor
 
 from .draws import Generators, uniform
 from .matching import _check_tokens, _clamp_r
+from .rows import gather_tokens, put_tokens_
 
 
 @dataclass(frozen=True, eq=False)
@@ -42,7 +43,7 @@ class TokenDropping:
         _check_tokens(x, self.num_tokens, "x")
         if self.r == 0:
             return x
-        return x.gather(1, self.keep_idx.expand(-1, -1, x.shape[-1]))
+        return gather_tokens(x, self.keep_idx)
 
     def unmerge(self, x: Tensor) -> Tensor:
         """x: [B, N - r, C] -> [B, N, C] with zeros where tokens were dropped."""
@@ -50,7 +51,7 @@ class TokenDropping:
         if self.r == 0:
             return x
         out = x.new_zeros(x.shape[0], self.num_tokens, x.shape[-1])
-        return out.scatter(1, self.keep_idx.expand(-1, -1, x.shape[-1]), x)
+        return put_tokens_(out, self.keep_idx, x)
 
 
 def random_token_dropping(

@@ -112,7 +112,7 @@ MUTANTS = (
     Mutant(
         "a protected token may merge",
         "tokenmerge.core.matching",
-        "Matching._split",
+        "Matching._layout",
         "p = self.protected",
         "p = max(self.protected - 1, 0)",
         (REFERENCE, "tests/core/test_matching.py"),
@@ -145,8 +145,8 @@ MUTANTS = (
         "metric from the rotated keys",
         "tokenmerge.core.block",
         "attention_with_metric",
-        "metric = k.mean(1)\n    if rotary is not None:\n        q, k = rotary(q, k, positions)",
-        "if rotary is not None:\n        q, k = rotary(q, k, positions)\n    metric = k.mean(1)",
+        "metric = k.mean(1) if with_metric else None\n    if rotary is not None:\n        q, k = rotary(q, k, positions)",
+        "if rotary is not None:\n        q, k = rotary(q, k, positions)\n    metric = k.mean(1) if with_metric else None",
         ("tests/adapters/test_timm_eva.py",),
     ),
 )
