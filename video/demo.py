@@ -74,7 +74,7 @@ def run_demo(
     settings=SETTINGS,
     seeds=SEEDS,
     per_class: int = 60,
-    throughput_rounds: int = 5,
+    throughput_rounds: int = 9,
     weights: str | Path = WEIGHTS,
     prediction_dir: str | Path | None = None,
 ) -> list[dict]:
