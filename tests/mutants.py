@@ -145,8 +145,10 @@ MUTANTS = (
         "metric from the rotated keys",
         "tokenmerge.core.block",
         "attention_with_metric",
-        "metric = k.mean(1) if with_metric else None\n    if rotary is not None:\n        q, k = rotary(q, k, positions)",
-        "if rotary is not None:\n        q, k = rotary(q, k, positions)\n    metric = k.mean(1) if with_metric else None",
+        "metric = k.mean(1) if with_metric else None\n    if rotary is not None:\n"
+        "        q, k = rotary(q, k, positions)",
+        "if rotary is not None:\n        q, k = rotary(q, k, positions)\n"
+        "    metric = k.mean(1) if with_metric else None",
         ("tests/adapters/test_timm_eva.py",),
     ),
 )
