@@ -162,7 +162,7 @@ class Matching:
         out = x.new_empty(batch, self.num_tokens, channels)
         out[:, :p] = prot
         put_tokens_(out, p + a_start + 2 * self.unm_idx, unm)
-        put_tokens_(out, p + a_start + 2 * self.src_idx, gather_tokens(dst, self.dst_idx))
+        put_tokens_(out, p + a_start + 2 * self.src_idx, gather_tokens(x, p + num_unm + self.dst_idx))
         out[:, p + 1 - a_start :: 2] = dst
         return out
 
