@@ -92,6 +92,29 @@ def _attention_dropout(block: nn.Module, layout: BlockLayout) -> float:
     return 0.0
 
 
+#: Most heads for which :func:`mean_over_heads` adds the head slices one by one on CPU.
+CHAINED_HEAD_SUM_MAX_HEADS = 8
+
+
+def mean_over_heads(k: Tensor) -> Tensor:
+    """Keys [B, H, N, D] -> their mean over heads [B, N, D] (ToMe's similarity metric), equal to ``k.mean(1)``.
+
+    On CPU, for float32/float64 keys and at most :data:`CHAINED_HEAD_SUM_MAX_HEADS` heads, the heads are added one
+    slice at a time, in ``k.mean``'s order: a reduction over the strided head dim of the fused qkv output is about
+    8x slower there (2.0 ms against 0.26 ms at 32 x 4 x 257 x 32, one thread; 0.25 ms against 0.34 ms with 12
+    heads, where the reduction wins). Elsewhere, and for float16/bfloat16 (whose mean accumulates in float32), it
+    is ``k.mean(1)``.
+    """
+    heads = k.shape[1]
+    chained = k.device.type == "cpu" and k.dtype in (torch.float32, torch.float64)
+    if not chained or not 1 < heads <= CHAINED_HEAD_SUM_MAX_HEADS:
+        return k.mean(1)
+    total = k[:, 0] + k[:, 1]
+    for head in range(2, heads):
+        total += k[:, head]
+    return total.div_(heads)
+
+
 def attention_with_metric(
     block: nn.Module,
     x: Tensor,
@@ -138,7 +161,7 @@ def attention_with_metric(
         q = q_norm(q)
     if k_norm is not None:
         k = k_norm(k)
-    metric = k.mean(1) if with_metric else None
+    metric = mean_over_heads(k) if with_metric else None
     if rotary is not None:
         q, k = rotary(q, k, positions)
     out = biased_attention(q, k, v, bias, dropout_p=_attention_dropout(block, layout), kernel=kernel)

@@ -65,7 +65,7 @@ MUTANTS = (
         "metric from the block input",
         "tokenmerge.core.block",
         "attention_with_metric",
-        "metric = k.mean(1)",
+        "metric = mean_over_heads(k)",
         "metric = x",
         (REFERENCE,),
     ),
@@ -73,8 +73,8 @@ MUTANTS = (
         "metric from the queries",
         "tokenmerge.core.block",
         "attention_with_metric",
-        "metric = k.mean(1)",
-        "metric = q.mean(1)",
+        "metric = mean_over_heads(k)",
+        "metric = mean_over_heads(q)",
         (REFERENCE,),
     ),
     Mutant(
@@ -145,10 +145,10 @@ MUTANTS = (
         "metric from the rotated keys",
         "tokenmerge.core.block",
         "attention_with_metric",
-        "metric = k.mean(1) if with_metric else None\n    if rotary is not None:\n"
+        "metric = mean_over_heads(k) if with_metric else None\n    if rotary is not None:\n"
         "        q, k = rotary(q, k, positions)",
         "if rotary is not None:\n        q, k = rotary(q, k, positions)\n"
-        "    metric = k.mean(1) if with_metric else None",
+        "    metric = mean_over_heads(k) if with_metric else None",
         ("tests/adapters/test_timm_eva.py",),
     ),
 )
