@@ -5,8 +5,10 @@ VisionTransformer on a one-channel, non-square "image": a ``[1, target_length, n
 (time first) cut into 16 x 16 patches (1024 x 128 -> a 64 x 8 grid = 512 tokens, time-major), a class
 token, learned-or-fixed position embeddings ``[1, 1 + N, D]`` whose first row belongs to the class token,
 timm blocks, and either AudioMAE's fine-tuning head (mean of the patch tokens, ``fc_norm``, linear) or the
-class token after ``norm``. So this module only configures timm; nothing is rewritten. State-dict keys are
-AudioMAE's (``fc_norm`` and no ``norm`` when ``global_pool``), so its checkpoints load as they are.
+class token after ``norm``. So this module only configures timm; nothing is rewritten but the patch embedding of
+patches that span every mel bin (:class:`~tokenmerge.audio.patch_embed.SpectrumPatchEmbed`: the same sums, as one
+matrix product). State-dict keys are AudioMAE's (``fc_norm`` and no ``norm`` when ``global_pool``), so its
+checkpoints load as they are.
 
 AudioMAE fine-tunes with patch masking (``mask_t_prob`` / ``mask_f_prob``): in training, each sample keeps a random
 subset of the time columns and of the frequency rows of its patch grid (:class:`PatchGridMasking`). It takes timm's
@@ -23,6 +25,8 @@ from functools import partial
 import torch
 from timm.models.vision_transformer import VisionTransformer
 from torch import Tensor, nn
+
+from .patch_embed import SpectrumPatchEmbed
 
 #: Named configurations (AudioMAE's ``models_vit.py`` sizes; all 16 x 16 patches, qkv bias, LayerNorm eps 1e-6).
 CONFIGS = {
@@ -144,6 +148,7 @@ class SpectrogramViT(VisionTransformer):
             global_pool="avg" if global_pool else "token",
             class_token=True,
             norm_layer=partial(nn.LayerNorm, eps=1e-6),
+            embed_layer=SpectrumPatchEmbed,
             **kwargs,
         )
         self.target_length, self.num_mel_bins, self.in_chans = target_length, num_mel_bins, in_chans
