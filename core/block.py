@@ -97,13 +97,14 @@ CHAINED_HEAD_SUM_MAX_HEADS = 8
 
 
 def mean_over_heads(k: Tensor) -> Tensor:
-    """Keys [B, H, N, D] -> their mean over heads [B, N, D] (ToMe's similarity metric), equal to ``k.mean(1)``.
+    """Keys [B, H, N, D] -> their mean over heads [B, N, D] (ToMe's similarity metric): ``k.mean(1)`` within a few ulps.
 
     On CPU, for float32/float64 keys and at most :data:`CHAINED_HEAD_SUM_MAX_HEADS` heads, the heads are added one
-    slice at a time, in ``k.mean``'s order: a reduction over the strided head dim of the fused qkv output is about
-    8x slower there (2.0 ms against 0.26 ms at 32 x 4 x 257 x 32, one thread; 0.25 ms against 0.34 ms with 12
-    heads, where the reduction wins). Elsewhere, and for float16/bfloat16 (whose mean accumulates in float32), it
-    is ``k.mean(1)``.
+    slice at a time, in ``k.mean``'s order: a reduction over the strided head dim of the fused qkv output costs about
+    twice as much there (``benchmarks/merge_overhead.py --rounds 25``: 0.85 ms against 1.79 ms at 32 x 4 x 257 x 32,
+    0.52 against 0.81 ms at 64 x 4 x 65 x 32, one thread). With 12 heads the reduction was faster in a direct
+    timing (0.25 against 0.34 ms at 8 x 12 x 197 x 64). Elsewhere, and for float16/bfloat16 (whose mean accumulates
+    in float32), it is ``k.mean(1)``.
     """
     heads = k.shape[1]
     chained = k.device.type == "cpu" and k.dtype in (torch.float32, torch.float64)
