@@ -29,8 +29,9 @@ from .spoken_words import SpokenWordsDataset
 from .visualize import visualize_merges
 
 #: From r=4: at r=2 the 6 blocks remove 3% of the tokens they see, about what matching and merging cost there;
-#: r=12 is clamped in the last blocks (at most half of a block's tokens can merge).
-R_VALUES = (4, 6, 8, 10, 12)
+#: r=12 is clamped in the last blocks (at most half of a block's tokens can merge); r=16, as in the image demo, is the
+#: most a 65-token, 6-block model can merge (3 tokens left).
+R_VALUES = (4, 6, 8, 10, 12, 16)
 METHODS = ("tome", "random_drop")
 #: Seeds of the random baselines' draws; their rows report the mean (and each seed's score). Two, not the image
 #: demo's three: each seed is one more pass over the clips of both models, and `make demo` has a time budget.

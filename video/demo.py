@@ -29,7 +29,8 @@ from .visualize import visualize_merges
 
 #: From r=16: a 4-block model at r=8 removes 3% of the tokens a block sees, about what matching and merging cost
 #: there; at r=72 the last blocks hold a few dozen tokens (the paper's video setting goes as far, 1568 -> a few).
-R_VALUES = (16, 32, 48, 64, 72)
+#: r=96 merges half of every block's tokens after the first (257 -> 21 tokens).
+R_VALUES = (16, 32, 48, 64, 72, 96)
 #: (method, merge scope) pairs swept over ``R_VALUES``.
 SETTINGS = (("tome", "spacetime"), ("tome", "frame"), ("random_drop", "spacetime"))
 #: Seeds of the random baselines' draws; their rows report the mean (and each seed's score). Two, not the image
