@@ -101,8 +101,7 @@ def main() -> None:
     args = parser.parse_args()
     torch.manual_seed(0)
     torch.set_num_threads(args.threads)
-    with torch.inference_mode():
-        rows = [row for name, spec in MODELS.items() for row in bench_model(name, *spec, rounds=args.rounds)]
+    rows = [row for name, spec in MODELS.items() for row in bench_model(name, *spec, rounds=args.rounds)]
     print(
         f"{'model':<15} {'r':>3} {'tokens into blocks':<24} {'FLOPs ideal':>11} {'token ratio':>11} "
         f"{'timed ceiling':>13} {'us/token':>8} {'at N':>5} {'us/token':>8}"
